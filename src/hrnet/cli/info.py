@@ -1,0 +1,115 @@
+"""``hrnet info``: parameters and GFLOPs of a preset (paper convention), or the whole model zoo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import torch
+import yaml
+
+from ..models.complexity import complexity, matches_printed
+from ..models.registry import PRESETS, build_model, get_preset
+
+# The paper's ablation variants with their own complexity (Sec. 4.5), shown by ``--all``.
+ABLATION_ROWS = [
+    ("pose_hrnet_w32", {"resolution": "all_from_start"}),
+    ("pose_hrnet_w32", {"resolution": "high_only"}),
+    ("pose_hrnet_w32", {"fusion": "across"}),
+    ("pose_hrnet_w32", {"fusion": "final"}),
+    ("pose_hrnet_w32", {"representation": "v1h"}),
+    ("pose_hrnet_w32", {"representation": "v2"}),
+]
+
+
+def measure(name: str, input_size: tuple[int, int], **overrides: Any) -> dict[str, Any]:
+    """Complexity of a preset built on the meta device (no memory, no compute)."""
+    with torch.device("meta"):
+        model = build_model(name, **overrides)
+    c = complexity(model, input_size)
+    return {"name": name, "overrides": overrides, "input": list(input_size), "params": c.params,
+            "params_m": round(c.params_m, 2), "gflops": round(c.gflops, 2)}
+
+
+def zoo_rows() -> list[dict[str, Any]]:
+    """One row per preset and quoted input size, with the paper's figures where it gives them."""
+    rows = []
+    for name, preset in sorted(PRESETS.items()):
+        for fig in preset.paper or [None]:
+            row = measure(name, fig.input_size if fig else preset.input_size)
+            if fig:
+                row.update(paper_params=fig.params, paper_gflops=fig.gflops, source=fig.source,
+                           matches=matches_printed(row["params_m"], fig.params)
+                           and matches_printed(row["gflops"], fig.gflops))
+            rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| model | options | input | params (M) | GFLOPs | paper params (M) | paper GFLOPs | source |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        opts = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or ""
+        paper = (r.get("paper_params", ""), r.get("paper_gflops", ""))
+        mark = {True: " ✓", False: " ✗"}.get(r.get("matches"), "")
+        lines.append(f"| {r['name']} | {opts} | {r['input'][0]}×{r['input'][1]} | {r['params_m']:.2f} | "
+                     f"{r['gflops']:.2f} | {paper[0]} | {paper[1]}{mark} | {r.get('source', '')} |")
+    return "\n".join(lines)
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key, yaml.safe_load(value)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("info", help="params and GFLOPs of a model (paper convention)",
+                              description="Print parameters and GFLOPs (multiply-adds of conv and linear layers "
+                                          "/ 1024^3, the HRNet papers' convention) of a preset, or with --all the "
+                                          "model-zoo table beside the paper's figures.")
+    p.add_argument("name", nargs="?", help="preset name (see --list)")
+    p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
+    p.add_argument("--set", dest="options", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
+                   help="model option, e.g. --set resolution=all_from_start (repeatable)")
+    p.add_argument("--all", action="store_true", help="the model-zoo table with the paper's figures")
+    p.add_argument("--list", action="store_true", help="list preset names")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, preset in sorted(PRESETS.items()):
+            print(f"{name:28s} {preset.description}")
+        return 0
+    if args.all:
+        rows = zoo_rows()
+        ablations = [measure(n, PRESETS[n].input_size, **o) for n, o in ABLATION_ROWS]
+        if args.json:
+            print(json.dumps({"models": rows, "ablations": ablations}, indent=1))
+        else:
+            print(markdown_table(rows))
+            print("\nAblation variants (paper Sec. 4.5):\n")
+            print(markdown_table(ablations))
+        return 0
+    if not args.name:
+        raise SystemExit("hrnet info: give a preset name, --all or --list")
+    preset = get_preset(args.name)
+    sizes = [tuple(args.input)] if args.input else [f.input_size for f in preset.paper] or [preset.input_size]
+    rows = [measure(args.name, size, **dict(args.options)) for size in sizes]
+    for row in rows:
+        fig = next((f for f in preset.paper if list(f.input_size) == row["input"]), None)
+        if fig and not args.options:
+            row.update(paper_params=fig.params, paper_gflops=fig.gflops, source=fig.source)
+    if args.json:
+        print(json.dumps(rows if len(rows) > 1 else rows[0], indent=1))
+        return 0
+    for row in rows:
+        paper = f"   (paper: {row['paper_params']}M / {row['paper_gflops']}, {row['source']})" if "source" in row else ""
+        opts = "".join(f" {k}={v}" for k, v in row["overrides"].items())
+        print(f"{row['name']}{opts} @ {row['input'][0]}x{row['input'][1]}: {row['params_m']:.2f}M params, "
+              f"{row['gflops']:.2f} GFLOPs{paper}")
+    return 0

@@ -1,0 +1,95 @@
+"""The contract between the task-agnostic engine and each task (pose, segmentation, detection, cls).
+
+The engine owns the loop (optimizer, schedule, AMP, DDP, checkpoints, logging); a task owns what is
+specific to it: its data config, datasets, loss and evaluation. A task registers itself with
+:func:`register_task` so that a config's ``task: pose`` finds it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError, did_you_mean
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task_class(name: str) -> type[Task]:
+    if name not in TASKS:
+        _import_builtin_tasks()
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}.{did_you_mean(name, TASKS)}")
+    return TASKS[name]
+
+
+def _import_builtin_tasks() -> None:
+    import importlib
+
+    for module in ("pose", "segmentation", "detection", "classification"):
+        try:
+            importlib.import_module(f"hrnet.tasks.{module}.task")
+        except ModuleNotFoundError as e:  # a task not built yet
+            if not (e.name or "").startswith("hrnet.tasks"):
+                raise
+
+
+class Task(ABC):
+    """One task. ``cfg`` is the validated experiment config (``hrnet.engine.config.ExperimentConfig``);
+    ``cfg.data`` has already been validated with the task's ``DataConfig``."""
+
+    name: ClassVar[str]
+    #: pydantic model validating the ``data:`` section of a config for this task
+    DataConfig: ClassVar[type[BaseModel]]
+    #: metric used for best-checkpoint selection (higher is better), e.g. ``"AP"`` or ``"mIoU"``
+    main_metric: ClassVar[str]
+    #: optional pydantic model for the ``eval:`` section, a subclass of ``hrnet.engine.config.EvalConfig``
+    #: adding the task's own keys; ``None`` keeps the generic one
+    EvalConfig: ClassVar[type[BaseModel] | None] = None
+    #: optional pydantic model for a ``loss:`` section; ``None`` means the task takes none
+    LossConfig: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """The model of ``cfg.model`` (preset name + overrides)."""
+
+    @abstractmethod
+    def build_dataset(self, split: str) -> Dataset:
+        """``split`` is ``"train"`` or ``"val"``; raises ``DataError`` naming a missing path."""
+
+    def collate_fn(self) -> Callable | None:
+        """Batch collation; ``None`` means torch's default."""
+        return None
+
+    @abstractmethod
+    def compute_loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        """Forward a training batch; return the scalar loss and extra numbers to log.
+
+        The engine has already moved every tensor in ``batch`` to the model's device (see
+        ``hrnet.engine.data.move_to_device``) and runs this under autocast when AMP is on."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader, out_dir: Path) -> dict[str, float]:
+        """Run inference over ``loader`` (this rank's share), write predictions under ``out_dir`` on rank 0,
+        and return metrics including ``main_metric``. Under DDP the task gathers what it needs
+        (``hrnet.engine.distributed.all_gather_object``). Batches arrive on the CPU; ``model`` is in eval
+        mode and gradients are off."""
+
+    def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
+        """Run on user files (images, folders, videos); write outputs under ``out_dir`` and return them."""
+        raise NotImplementedError(f"task {self.name!r} has no predict yet")

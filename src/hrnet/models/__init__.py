@@ -1,0 +1,12 @@
+"""HRNet models: the backbone, its heads, the preset registry, complexity and official compatibility."""
+
+from .complexity import Complexity, complexity
+from .heads import ClsHRNet, HRNetV2p, PoseHRNet, SegHRNet, SegHRNetOCR
+from .hrnet import BackboneConfig, HighResolutionNet, StageConfig, backbone_config
+from .registry import PRESETS, build_model, get_preset, list_models
+
+__all__ = [
+    "BackboneConfig", "StageConfig", "backbone_config", "HighResolutionNet",
+    "PoseHRNet", "SegHRNet", "SegHRNetOCR", "ClsHRNet", "HRNetV2p",
+    "PRESETS", "build_model", "get_preset", "list_models", "Complexity", "complexity",
+]

@@ -1,0 +1,171 @@
+"""Named presets: ``list_models()`` and ``build_model(name, **overrides)``.
+
+A preset is a task family (pose, seg, seg_ocr, cls, hrnetv2p), a backbone (width C or a W18-small
+variant), head defaults, the input size its complexity is quoted at, and the paper's figures.
+Overrides reach either the backbone (``width``, ``blocks``, ``modules``, ``stage1_blocks``, and the
+ablation knobs ``fusion``, ``resolution``, ``downsample``, ``fuse_method``; ``upsample``,
+``align_corners``, ``bn_momentum``, ``in_channels``) or the head (``num_joints``, ``num_classes``, ...).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from torch import nn
+
+from ..errors import ConfigError, did_you_mean
+from .heads import ClsHRNet, HRNetV2p, PoseHRNet, SegHRNet, SegHRNetOCR
+from .hrnet import BackboneConfig, backbone_config
+
+__all__ = ["Preset", "PaperFigure", "PRESETS", "list_models", "build_model", "get_preset", "make_backbone_config"]
+
+FAMILIES: dict[str, type[nn.Module]] = {
+    "pose": PoseHRNet, "seg": SegHRNet, "seg_ocr": SegHRNetOCR, "cls": ClsHRNet, "hrnetv2p": HRNetV2p,
+}
+# Fusion upsampling of the official code of each family (pose/cls: nearest; seg: bilinear to size).
+FAMILY_BACKBONE = {
+    "pose": {"upsample": "nearest"},
+    "cls": {"upsample": "nearest"},
+    "seg": {"upsample": "bilinear", "align_corners": False},
+    "seg_ocr": {"upsample": "bilinear", "align_corners": True},
+    "hrnetv2p": {"upsample": "nearest"},
+}
+BACKBONE_KEYS = ("width", "small", "blocks", "modules", "stage1_blocks", "resolution", "fusion", "downsample",
+                 "fuse_method", "upsample", "align_corners", "bn_momentum", "in_channels", "multi_scale_output")
+
+
+@dataclass(frozen=True)
+class PaperFigure:
+    """Params (M) and GFLOPs as printed in the paper or the official README, at an input size."""
+
+    input_size: tuple[int, int]
+    params: str
+    gflops: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    family: str
+    width: int
+    input_size: tuple[int, int]
+    small: str | None = None
+    head: dict[str, Any] = field(default_factory=dict)
+    paper: tuple[PaperFigure, ...] = ()
+    description: str = ""
+
+
+def _pose(width: int, paper: tuple[PaperFigure, ...]) -> Preset:
+    return Preset(f"pose_hrnet_w{width}", "pose", width, (256, 192), paper=paper,
+                  description=f"HRNetV1-W{width} top-down pose, COCO 17 keypoints")
+
+
+def _seg(suffix: str, width: int, small: str | None = None, paper: tuple[PaperFigure, ...] = ()) -> Preset:
+    return Preset(f"seg_hrnetv2_{suffix}", "seg", width, (1024, 2048), small=small, paper=paper,
+                  description=f"HRNetV2-{suffix.upper()} semantic segmentation, Cityscapes 19 classes")
+
+
+def _cls(suffix: str, width: int, params: str, gflops: str, small: str | None = None) -> Preset:
+    fig = (PaperFigure((224, 224), params, gflops, "cls README"),)
+    return Preset(f"cls_hrnet_{suffix}", "cls", width, (224, 224), small=small, paper=fig,
+                  description=f"HRNet-{suffix.upper()}-C ImageNet classification")
+
+
+def _det(width: int, paper: tuple[PaperFigure, ...] = ()) -> Preset:
+    return Preset(f"hrnetv2p_w{width}", "hrnetv2p", width, (800, 1216), paper=paper,
+                  description=f"HRNetV2p-W{width} backbone + HRFPN pyramid for detection")
+
+
+T1 = "paper Table 1"
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    _pose(32, (PaperFigure((256, 192), "28.5", "7.1", T1), PaperFigure((384, 288), "28.5", "16.0", T1))),
+    _pose(48, (PaperFigure((256, 192), "63.6", "14.6", T1), PaperFigure((384, 288), "63.6", "32.9", T1))),
+    _seg("w18_small_v1", 16, "v1", (PaperFigure((1024, 2048), "1.5", "31.1", "seg README"),)),
+    _seg("w18_small_v2", 18, "v2", (PaperFigure((1024, 2048), "3.9", "71.6", "seg README"),)),
+    _seg("w18", 18),
+    _seg("w32", 32),
+    _seg("w40", 40, paper=(PaperFigure((1024, 2048), "45.2", "493.2", "paper Table 3"),)),
+    _seg("w48", 48, paper=(PaperFigure((1024, 2048), "65.9", "696.2", "paper Table 3"),)),
+    Preset("seg_hrnetv2_w18_ocr", "seg_ocr", 18, (1024, 2048),
+           description="HRNetV2-W18 + OCR semantic segmentation, Cityscapes 19 classes"),
+    Preset("seg_hrnetv2_w48_ocr", "seg_ocr", 48, (1024, 2048),
+           paper=(PaperFigure((1024, 2048), "70.3", "1206.3", "paper Table 3"),),
+           description="HRNetV2-W48 + OCR semantic segmentation, Cityscapes 19 classes"),
+    _cls("w18_small_v1", 16, "13.2", "1.49", small="v1"),
+    _cls("w18_small_v2", 18, "15.6", "2.42", small="v2"),
+    _cls("w18", 18, "21.3", "3.99"),
+    _cls("w30", 30, "37.7", "7.55"),
+    _cls("w32", 32, "41.2", "8.31"),
+    _cls("w40", 40, "57.6", "11.8"),
+    _cls("w44", 44, "67.1", "13.9"),
+    _cls("w48", 48, "77.5", "16.1"),
+    _cls("w64", 64, "128.1", "26.9"),
+    _det(18), _det(32), _det(40), _det(48),
+]}
+
+
+def list_models(pattern: str = "") -> list[str]:
+    """Preset names, optionally only those containing ``pattern``."""
+    return sorted(n for n in PRESETS if pattern in n)
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown model preset {name!r}.{did_you_mean(name, PRESETS)} "
+                          f"Known presets: {', '.join(list_models())}.")
+    return PRESETS[name]
+
+
+def make_backbone_config(width: int, small: str | None = None, blocks: int | None = None,
+                         modules: tuple[int, ...] | None = None, stage1_blocks: int | None = None,
+                         **options: Any) -> BackboneConfig:
+    """A :func:`backbone_config` with the depth knobs used for small and ablation models.
+
+    ``blocks``: residual units per branch in stages 2-4; ``modules``: modules of stages 2-4;
+    ``stage1_blocks``: Bottlenecks in stage 1.
+    """
+    cfg = backbone_config(width, small=small, **options)
+    stages = list(cfg.stages)
+    if blocks is not None:
+        stages = [replace(s, num_blocks=(blocks,) * s.num_branches) for s in stages]
+    if modules is not None:
+        if len(modules) != len(stages):
+            raise ConfigError(f"modules={list(modules)} needs one module count per stage ({len(stages)})")
+        stages = [replace(s, num_modules=m) for s, m in zip(stages, modules, strict=True)]
+    stage1 = cfg.stage1 if stage1_blocks is None else replace(cfg.stage1, num_blocks=(stage1_blocks,))
+    return replace(cfg, stage1=stage1, stages=tuple(stages))
+
+
+def build_model(name: str, weights: str | None = None, **overrides: Any) -> nn.Module:
+    """Build the preset ``name``; ``overrides`` change backbone options or head arguments.
+
+    ``weights`` (a path or URL) is loaded with :func:`hrnet.load_weights` after building.
+    """
+    preset = get_preset(name)
+    cls = FAMILIES[preset.family]
+    head_keys = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "cfg")]
+    unknown = [k for k in overrides if k not in BACKBONE_KEYS and k not in head_keys]
+    if unknown:
+        valid = [*BACKBONE_KEYS, *head_keys]
+        hints = "".join(did_you_mean(k, valid) for k in unknown)
+        raise ConfigError(f"unknown option(s) {unknown} for model {name!r}.{hints} Valid options: {', '.join(valid)}.")
+    backbone = {"width": preset.width, "small": preset.small, **FAMILY_BACKBONE[preset.family]}
+    backbone.update({k: v for k, v in overrides.items() if k in BACKBONE_KEYS})
+    head = {**preset.head, **{k: v for k, v in overrides.items() if k in head_keys}}
+    if "modules" in backbone and backbone["modules"] is not None:
+        backbone["modules"] = tuple(backbone["modules"])
+    if "head_channels" in head:
+        head["head_channels"] = tuple(head["head_channels"])
+    try:
+        model = cls(make_backbone_config(**backbone), **head)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"cannot build model {name!r} with {overrides}: {e}") from e
+    model.preset = name
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(model, weights)
+    return model
