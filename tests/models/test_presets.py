@@ -37,7 +37,8 @@ def test_registry_lists_required_presets():
 @pytest.mark.parametrize("name", sorted(OFFICIAL_KEY_FILES))
 def test_state_dict_equals_official(name, shared_reference):
     lines = (shared_reference / "official-keys" / f"{OFFICIAL_KEY_FILES[name]}.txt").read_text().splitlines()
-    official = [(k, tuple(int(d) for d in re.findall(r"\d+", shape))) for k, shape in (ln.split(" ", 1) for ln in lines)]
+    pairs = (ln.split(" ", 1) for ln in lines)
+    official = [(k, tuple(int(d) for d in re.findall(r"\d+", shape))) for k, shape in pairs]
     ours = [(k, tuple(v.shape)) for k, v in meta_model(name).state_dict().items()]
     assert ours == official  # same names, shapes and order
 

@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows if len(rows) > 1 else rows[0], indent=1))
         return 0
     for row in rows:
-        paper = f"   (paper: {row['paper_params']}M / {row['paper_gflops']}, {row['source']})" if "source" in row else ""
+        paper = ""
+        if "source" in row:
+            paper = f"   (paper: {row['paper_params']}M / {row['paper_gflops']}, {row['source']})"
         opts = "".join(f" {k}={v}" for k, v in row["overrides"].items())
         print(f"{row['name']}{opts} @ {row['input'][0]}x{row['input'][1]}: {row['params_m']:.2f}M params, "
               f"{row['gflops']:.2f} GFLOPs{paper}")

@@ -66,7 +66,8 @@ class _RepresentationMixin:
         if kind not in ("v1", "v1h", "v2"):
             raise ValueError(f"representation={kind!r}: expected 'v1', 'v1h' or 'v2'")
         if not 0 <= branch < len(channels) or (branch and kind != "v1"):
-            raise ValueError(f"branch={branch} must index one of the {len(channels)} branches, with representation='v1'")
+            raise ValueError(f"branch={branch} must index one of the {len(channels)} branches "
+                             "(with representation='v1')")
         self.representation, self.branch = kind, branch
         if kind == "v1h":  # V1 widened by a 1x1 conv to V2's width (paper Sec. 4.5)
             self.increase = conv_bn(channels[0], sum(channels), 1, 1, self.cfg.bn_momentum, relu=True)
