@@ -10,16 +10,9 @@ The public entry points::
 """
 
 from . import errors
-from .models import build_model, complexity, list_models
+from .models import build_model, complexity, list_models, load_weights, save_weights
 from .models.official import from_official
 
-
-def load_weights(model, source, **kwargs):
-    """Load official, timm or safetensors weights into ``model``; see :func:`hrnet.models.weights.load_weights`."""
-    from .models.weights import load_weights as _load_weights
-
-    return _load_weights(model, source, **kwargs)
-
-
 __version__ = "0.1.0"
-__all__ = ["build_model", "list_models", "from_official", "load_weights", "complexity", "errors", "__version__"]
+__all__ = ["build_model", "list_models", "from_official", "load_weights", "save_weights", "complexity", "errors",
+           "__version__"]
