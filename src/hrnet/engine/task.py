@@ -27,18 +27,23 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
+BUILTIN_TASKS = ("pose", "segmentation", "detection", "classification")
+
+
 def get_task_class(name: str) -> type[Task]:
+    if name not in TASKS and name in BUILTIN_TASKS:
+        _import_builtin_tasks([name])  # only the one asked for: the others' imports are slow
     if name not in TASKS:
-        _import_builtin_tasks()
+        _import_builtin_tasks(BUILTIN_TASKS)
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}.{did_you_mean(name, TASKS)}")
     return TASKS[name]
 
 
-def _import_builtin_tasks() -> None:
+def _import_builtin_tasks(modules: tuple[str, ...] | list[str]) -> None:
     import importlib
 
-    for module in ("pose", "segmentation", "detection", "classification"):
+    for module in modules:
         try:
             importlib.import_module(f"hrnet.tasks.{module}.task")
         except ModuleNotFoundError as e:  # a task not built yet

@@ -1,0 +1,105 @@
+"""Argument helpers shared by the ``hrnet`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import nn
+
+from ..engine.build import build_model, build_task
+from ..engine.checkpoint import load_model_weights
+from ..engine.config import ExperimentConfig, load_config
+from ..errors import HRNetError
+from ..models.registry import build_model as build_preset
+
+__all__ = [
+    "add_config_arguments",
+    "load_experiment",
+    "parse_key_value",
+    "print_main",
+    "is_main_process_env",
+    "add_model_source_arguments",
+    "model_from_source",
+]
+
+OVERRIDES_HELP = (
+    "config overrides as KEY.SUB=VALUE, values parsed as YAML, e.g. train.epochs=10 "
+    "train.optimizer.lr=1e-3 model.overrides.width=16 output_dir=runs/try1"
+)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, positional_overrides: bool = True) -> None:
+    """``CONFIG`` and the overrides, positional (``train``/``eval``) or as ``--set`` (``predict``)."""
+    parser.add_argument("config", type=Path, metavar="CONFIG", help="experiment config (YAML)")
+    if positional_overrides:
+        parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    else:
+        parser.add_argument(
+            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDES_HELP
+        )
+
+
+def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
+    return load_config(args.config, args.overrides)
+
+
+def parse_key_value(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value parsed as YAML (argparse ``type=``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not valid YAML ({e})") from None
+
+
+def is_main_process_env() -> bool:
+    """True unless this is a non-zero rank started by ``torchrun`` (which prints nothing)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def print_main(*lines: str) -> None:
+    """Print to stdout on the main process only."""
+    if is_main_process_env():
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+
+
+def add_model_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``SOURCE`` (a preset name or an experiment config), ``--weights`` and ``--set`` options."""
+    parser.add_argument("source", metavar="SOURCE", help="model preset name (see hrnet info --list) or config YAML")
+    parser.add_argument("--weights", type=Path, metavar="W", help="weights to load (default: as built)")
+    parser.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="preset option (e.g. width=16) or, with a config, a config override (repeatable)",
+    )
+
+
+def model_from_source(args: argparse.Namespace) -> nn.Module:
+    """The model named by ``args.source`` (preset or config), with ``args.weights`` loaded, in eval mode."""
+    if args.source.endswith((".yaml", ".yml")):
+        cfg = load_config(args.source, args.options)
+        model = build_model(build_task(cfg), cfg, args.weights)
+    else:
+        options = {}
+        for text in args.options:
+            try:
+                key, value = parse_key_value(text)
+            except argparse.ArgumentTypeError as e:
+                raise HRNetError(f"--set: {e}") from None
+            options[key] = value
+        model = build_preset(args.source, **options)
+        if args.weights is not None:
+            load_model_weights(model, args.weights)
+    return model.eval()

@@ -1,0 +1,79 @@
+"""The ``hrnet`` command: ``hrnet <subcommand> --help`` documents each subcommand.
+
+Exit codes: 0 success; 2 a problem the user can fix (bad config, missing or invalid data, unusable
+checkpoint), reported as one paragraph on stderr; 130 interrupted. Anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import HRNetError
+from . import ablate, convert, data, deploy, evaluate, info, predict, quickstart, train
+from .common import is_main_process_env
+
+COMMANDS = [quickstart, train, evaluate, predict, deploy, convert, data, ablate]
+
+
+def _add_info(subparsers: argparse._SubParsersAction) -> None:
+    info.add_parser(subparsers)
+    subparsers.choices["info"].set_defaults(run=info.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hrnet",
+        description="HRNet for pose estimation, segmentation, detection and classification.",
+        epilog="Run 'hrnet COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"hrnet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_info(subparsers)
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr``, which may have been replaced since (tests, progress bars)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging() -> None:
+    """Show the package's progress messages (dataset sizes, evaluation tables) on stderr: INFO on the main
+    process, warnings only on the others."""
+    log = logging.getLogger("hrnet")
+    if not log.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO if is_main_process_env() else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    prog = getattr(args, "prog", f"hrnet {args.command}")
+    if not is_main_process_env():  # under torchrun: say which process
+        prog = f"[rank {os.environ['RANK']}] {prog}"
+    try:
+        return args.run(args)
+    except HRNetError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

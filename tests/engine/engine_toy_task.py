@@ -1,0 +1,132 @@
+"""A tiny regression task (a 2-layer MLP fitting a fixed linear map) to test the engine quickly.
+
+Configs load it with ``imports: [engine_toy_task]`` (this folder on ``sys.path``). Its samples get
+random noise from NumPy and torch's global RNGs, as real augmentation does, and its data config has
+hooks that make a run misbehave on purpose: a NaN loss or a SIGKILL at a given step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from hrnet.engine.config import EvalConfig
+from hrnet.engine.distributed import all_gather_object, is_main_process
+from hrnet.engine.task import Task, register_task
+from hrnet.errors import DataError
+from hrnet.io import write_json
+
+IN_FEATURES, OUT_FEATURES = 4, 2
+
+
+class ToyDataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: Path
+    num_train: int = 40
+    num_val: int = 12
+    noise: float = 0.1
+    #: ``compute_loss`` returns NaN at its n-th call (1-based) in this process
+    nan_at_call: int | None = None
+    #: the process kills itself with SIGKILL at its n-th ``compute_loss`` call
+    kill_at_call: int | None = None
+
+
+class ToyEvalConfig(EvalConfig):
+    write_predictions: bool = True
+
+
+class ToyLossConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["mse", "l1"] = "mse"
+
+
+class ToyDataset(Dataset):
+    def __init__(self, size: int, seed: int, noise: float) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(size, IN_FEATURES, generator=generator)
+        weight = torch.randn(IN_FEATURES, OUT_FEATURES, generator=torch.Generator().manual_seed(1234))
+        self.y = self.x @ weight
+        self.noise = noise
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        jitter = self.noise * (torch.randn(IN_FEATURES) + torch.from_numpy(np.random.randn(IN_FEATURES)).float())
+        return {"x": self.x[index] + jitter, "y": self.y[index], "index": index}
+
+
+@register_task
+class ToyTask(Task):
+    name = "toy"
+    DataConfig = ToyDataConfig
+    EvalConfig = ToyEvalConfig
+    LossConfig = ToyLossConfig
+    main_metric = "score"
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        self.calls = 0
+
+    def build_model(self) -> nn.Module:
+        options = {"hidden": 16, "dropout": 0.0, **self.cfg.model.overrides}
+        return nn.Sequential(
+            nn.Linear(IN_FEATURES, options["hidden"]),
+            nn.ReLU(),
+            nn.Dropout(options["dropout"]),
+            nn.Linear(options["hidden"], OUT_FEATURES),
+        )
+
+    def build_dataset(self, split: str) -> Dataset:
+        data = self.cfg.data
+        if not data.root.is_dir():
+            raise DataError(f"data.root: dataset folder {data.root} does not exist")
+        if split == "train":
+            return ToyDataset(data.num_train, seed=0, noise=data.noise)
+        return ToyDataset(data.num_val, seed=1, noise=0.0)
+
+    def compute_loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        self.calls += 1
+        if self.calls == self.cfg.data.kill_at_call:
+            os.kill(os.getpid(), signal.SIGKILL)
+        prediction = model(batch["x"])
+        error = prediction - batch["y"]
+        loss = error.abs().mean() if self.cfg.loss.kind == "l1" else error.pow(2).mean()
+        if self.calls == self.cfg.data.nan_at_call:
+            loss = loss * float("nan")
+        return loss, {"mae": float(error.detach().abs().mean())}
+
+    def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader, out_dir: Path) -> dict[str, float]:
+        rows = []
+        for batch in loader:
+            prediction = model(batch["x"])
+            errors = (prediction - batch["y"]).pow(2).mean(dim=1)
+            rows += [(int(i), float(e)) for i, e in zip(batch["index"], errors, strict=True)]
+        rows = sorted(row for part in all_gather_object(rows) for row in part)
+        mse = sum(e for _, e in rows) / len(rows)
+        if is_main_process() and self.cfg.eval.write_predictions:
+            write_json(out_dir / "predictions.json", [{"index": i, "squared_error": e} for i, e in rows])
+        return {"score": -mse, "mse": mse, "count": float(len(rows))}
+
+    def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
+        written = []
+        for path in inputs:
+            if not path.is_file():
+                raise DataError(f"input not found: {path}")
+            x = torch.tensor(json.loads(path.read_text()), dtype=torch.float32)
+            scale = float(options.get("scale", 1.0))
+            out = out_dir / f"{path.stem}.pred.json"
+            write_json(out, (scale * model(x)).tolist())
+            written.append(out)
+        return written
