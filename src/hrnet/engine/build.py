@@ -52,5 +52,5 @@ def build_model(task: Task, cfg: ExperimentConfig, weights: str | Path | None = 
     if weights is not None:
         load_model_weights(model, weights)
     elif cfg.model.init_from is not None:
-        load_weights(model, cfg.model.init_from)
+        load_weights(model, cfg.model.init_from, backbone_only=cfg.model.init_backbone_only)
     return model

@@ -67,6 +67,8 @@ class ModelConfig(StrictModel):
     #: checkpoint to initialise from before training (ImageNet backbone, official or own weights);
     #: loaded with ``hrnet.load_weights``, which reports what was used and what was skipped
     init_from: Path | None = Field(default=None, validation_alias=AliasChoices("init_from", "weights"))
+    #: load only the backbone of ``init_from`` (fine-tuning to another number of joints or classes)
+    init_backbone_only: bool = False
 
 
 class OptimizerConfig(StrictModel):
