@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, d
 
 from ..errors import DataError
 from .distributed import DistInfo
-from .seeding import worker_init_fn
+from .seeding import disable_opencv_threads, worker_init_fn
 
 __all__ = [
     "sample_seed",
@@ -157,6 +157,8 @@ def build_train_loader(
             f"(train.batch_size={batch_size} x {dist_info.world_size} processes); lower train.batch_size"
         )
     sampler = TrainSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank, seed=seed)
+    if workers > 0:
+        disable_opencv_threads()
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
@@ -185,6 +187,8 @@ def build_eval_loader(
     """The evaluation loader: this process's share of the split, in order, every sample once."""
     if len(dataset) == 0:
         raise DataError("the val split is empty")
+    if workers > 0:
+        disable_opencv_threads()
     generator = torch.Generator()
     generator.manual_seed(0)
     return DataLoader(

@@ -41,17 +41,23 @@ def configure_determinism(deterministic: bool) -> None:
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """Seed ``random`` and NumPy in a DataLoader worker from torch's per-worker seed, and keep OpenCV
-    to one thread there as torch does for itself (the workers already run in parallel).
+    """Seed ``random`` and NumPy in a DataLoader worker from torch's per-worker seed.
 
     torch seeds each worker from the loader's generator, but leaves ``random`` and NumPy as copies of
     the parent's state, so without this every worker would draw the same numbers."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
+
+
+def disable_opencv_threads() -> None:
+    """Turn OpenCV's thread pool off before forking DataLoader workers.
+
+    A worker forked while the parent's OpenCV pool exists can deadlock on its first parallel OpenCV
+    call (the usual practice of mmcv and detectron2); the workers already run in parallel."""
     cv2 = sys.modules.get("cv2")
     if cv2 is not None:
-        cv2.setNumThreads(1)
+        cv2.setNumThreads(0)
 
 
 def capture_rng_state() -> dict[str, Any]:
