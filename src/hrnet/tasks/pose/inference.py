@@ -1,0 +1,253 @@
+"""Top-down inference for users: person boxes -> batched crops -> heatmaps -> keypoints in the image.
+
+:class:`TopDownPredictor` runs a pose model on any number of images at once; every person box of every
+image goes into the same batches. Boxes come from the caller (e.g. :func:`load_boxes` on a detection
+results JSON, or a detector callable), or default to the whole image. The test-time recipe is the one of
+evaluation: flip test, codec decoding, rescoring and OKS-NMS. :func:`predict_video` does the same frame by
+frame for a video file or a webcam and writes an MP4 with the poses drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ...errors import DataError
+from .codecs import HeatmapCodec
+from .meta import KeypointMeta
+from .postprocess import flip_test_merge, oks_nms, rescore
+from .transforms import box_to_center_scale, to_input_tensor
+from .visualize import draw_poses
+
+__all__ = [
+    "Detector",
+    "infer_heatmaps",
+    "TopDownPredictor",
+    "load_boxes",
+    "boxes_for_image",
+    "predict_video",
+]
+
+#: ``image (H, W, 3) RGB -> (boxes (N, 4) xywh, scores (N,))``: any person detector
+Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@torch.no_grad()
+def infer_heatmaps(
+    model: nn.Module, images: Tensor, flip_pairs: Sequence[Sequence[int]], flip_test: bool = True, shift: bool = True
+) -> Tensor:
+    """The model's heatmaps for a batch of normalised crops; with ``flip_test`` averaged with the mirrored
+    input's (:func:`~hrnet.tasks.pose.postprocess.flip_test_merge`, ``shift`` = one-pixel shift)."""
+    output = model(images)
+    output = output[-1] if isinstance(output, (list, tuple)) else output
+    if flip_test:
+        flipped = model(images.flip(3))
+        flipped = flipped[-1] if isinstance(flipped, (list, tuple)) else flipped
+        output = flip_test_merge(output, flipped, flip_pairs, shift=shift)
+    return output.float()
+
+
+class TopDownPredictor:
+    """Batched top-down pose inference with a trained model and its codec.
+
+    ``predictor(images, boxes)`` takes RGB uint8 images and, per image, an ``(N, 4)`` array of xywh person
+    boxes (``None``: the whole image) with optional scores, and returns per image a list of instances:
+    ``keypoints`` ``(K, 3)`` (x, y, confidence in image pixels), ``box``, ``box_score`` and ``score``
+    (rescored as in evaluation). With ``nms`` the instances of an image go through OKS-NMS.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        codec: HeatmapCodec,
+        meta: KeypointMeta,
+        *,
+        flip_test: bool = True,
+        flip_shift: bool | None = None,
+        batch_size: int = 32,
+        in_vis_thre: float = 0.2,
+        oks_thre: float = 0.9,
+        nms: bool = True,
+        padding: float = 1.25,
+    ) -> None:
+        self.model = model.eval()
+        self.codec = codec
+        self.meta = meta
+        self.flip_test = flip_test
+        self.flip_shift = codec.flip_shift if flip_shift is None else flip_shift
+        self.batch_size = batch_size
+        self.in_vis_thre = in_vis_thre
+        self.oks_thre = oks_thre
+        self.nms = nms
+        self.padding = padding
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def __call__(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray | None] | None = None,
+        scores: Sequence[np.ndarray | None] | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        boxes = list(boxes) if boxes is not None else [None] * len(images)
+        scores = list(scores) if scores is not None else [None] * len(images)
+        if not (len(boxes) == len(scores) == len(images)):
+            raise ValueError(f"got {len(images)} images, {len(boxes)} box lists and {len(scores)} score lists")
+        jobs = []  # (image index, box, box score)
+        for i, image in enumerate(images):
+            b = _whole_image_box(image) if boxes[i] is None else np.asarray(boxes[i], dtype=np.float64).reshape(-1, 4)
+            s = np.ones(len(b)) if scores[i] is None else np.asarray(scores[i], dtype=np.float64).reshape(-1)
+            if len(s) != len(b):
+                raise ValueError(f"image {i}: {len(b)} boxes but {len(s)} scores")
+            jobs.extend((i, box, float(score)) for box, score in zip(b, s, strict=True))
+        results: list[list[dict[str, Any]]] = [[] for _ in images]
+        for start in range(0, len(jobs), self.batch_size):
+            chunk = jobs[start : start + self.batch_size]
+            for (i, box, score), kpts in zip(chunk, self._keypoints(images, chunk), strict=True):
+                results[i].append(
+                    {
+                        "keypoints": kpts,
+                        "box": [float(v) for v in box],
+                        "box_score": score,
+                        "score": float(rescore(kpts, score, self.in_vis_thre)),
+                    }
+                )
+        return [self._suppress(r) for r in results]
+
+    def _keypoints(self, images: Sequence[np.ndarray], chunk: list[tuple[int, np.ndarray, float]]) -> np.ndarray:
+        centers, scales, crops = [], [], []
+        for i, box, _ in chunk:
+            c, s = box_to_center_scale(box, self.codec.aspect_ratio, self.padding)
+            centers.append(c)
+            scales.append(s)
+            crops.append(to_input_tensor(self.codec.warp(images[i], c, s)))
+        batch = torch.stack(crops).to(self.device)
+        heatmaps = infer_heatmaps(self.model, batch, self.meta.flip_pairs, self.flip_test, self.flip_shift)
+        preds, maxvals = self.codec.decode(heatmaps, np.stack(centers), np.stack(scales))
+        return np.concatenate([preds, maxvals], axis=2).astype(np.float64)
+
+    def _area(self, box: Sequence[float]) -> float:
+        """The official NMS area of a box: ``prod(scale * 200)`` of its center/scale."""
+        _, scale = box_to_center_scale(box, self.codec.aspect_ratio, self.padding)
+        return float(np.prod(scale.astype(np.float64) * 200))
+
+    def _suppress(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.nms or len(instances) < 2:
+            return instances
+        db = [{"keypoints": x["keypoints"], "score": x["score"], "area": self._area(x["box"])} for x in instances]
+        return [instances[k] for k in oks_nms(db, self.oks_thre, self.meta.sigmas)]
+
+
+def _whole_image_box(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    return np.array([[0.0, 0.0, float(w), float(h)]])
+
+
+def load_boxes(path: str | os.PathLike) -> dict[str, list[tuple[list[float], float]]]:
+    """Person boxes from a JSON list of ``{"image" | "file_name" | "image_id": ..., "bbox": [x, y, w, h],
+    "score": s}`` (a COCO detection results file works as is; ``category_id`` other than 1 is skipped).
+
+    Returns ``{key: [(bbox, score), ...]}`` keyed by the given file name or ``str(image_id)``; see
+    :func:`boxes_for_image`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"box file {str(path)!r} does not exist")
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"box file {str(path)!r} is not valid JSON: {e}") from e
+    if not isinstance(entries, list):
+        raise DataError(f"box file {str(path)!r} must hold a JSON list of boxes")
+    boxes: dict[str, list[tuple[list[float], float]]] = {}
+    for i, e in enumerate(entries):
+        key = e.get("image", e.get("file_name", e.get("image_id"))) if isinstance(e, dict) else None
+        bbox = e.get("bbox") if isinstance(e, dict) else None
+        if key is None or bbox is None or len(bbox) != 4:
+            raise DataError(f"box file {str(path)!r}: entry {i} needs 'image' (or 'image_id') and a 4-value 'bbox'")
+        if e.get("category_id", 1) != 1:
+            continue
+        boxes.setdefault(str(key), []).append(([float(v) for v in bbox], float(e.get("score", 1.0))))
+    return boxes
+
+
+def boxes_for_image(
+    boxes: dict[str, list[tuple[list[float], float]]], image_path: Path
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The boxes of ``image_path`` in a :func:`load_boxes` table, gathered from the entries keyed by its file
+    name, its stem or the numeric COCO id of the stem (``000000000785.jpg`` -> ``785``); ``None`` when the
+    image has no entry."""
+    keys = dict.fromkeys([image_path.name, image_path.stem])
+    if image_path.stem.isdigit():
+        keys[str(int(image_path.stem))] = None
+    entries = [entry for key in keys for entry in boxes.get(key, [])]
+    if not entries:
+        return None
+    return (
+        np.array([b for b, _ in entries], dtype=np.float64).reshape(-1, 4),
+        np.array([s for _, s in entries], dtype=np.float64),
+    )
+
+
+def _frames(source: str | int) -> Iterator[np.ndarray]:
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise DataError(f"cannot open video source {source!r}")
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+def predict_video(
+    predictor: TopDownPredictor,
+    source: str | os.PathLike | int,
+    out_path: str | os.PathLike,
+    detector: Detector | None = None,
+    max_frames: int | None = None,
+    fps: float | None = None,
+    kpt_thre: float = 0.2,
+) -> list[list[dict[str, Any]]]:
+    """Pose of every frame of a video file or webcam (an int device index) with the poses drawn into an MP4
+    at ``out_path``; persons come from ``detector`` or the whole frame. Returns the per-frame instances."""
+    if fps is None:
+        probe = cv2.VideoCapture(str(source) if not isinstance(source, int) else source)
+        fps = probe.get(cv2.CAP_PROP_FPS) or 25.0
+        probe.release()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
+    writer = None
+    per_frame: list[list[dict[str, Any]]] = []
+    try:
+        for n, frame in enumerate(_frames(source if isinstance(source, int) else str(source))):
+            if max_frames is not None and n >= max_frames:
+                break
+            boxes, scores = detector(frame) if detector is not None else (None, None)
+            instances = predictor([frame], [boxes], [scores])[0]
+            per_frame.append(instances)
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+            writer.write(cv2.cvtColor(draw_poses(frame, instances, predictor.meta, kpt_thre), cv2.COLOR_RGB2BGR))
+    finally:
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise DataError(f"video source {source!r} has no frames")
+    os.replace(tmp, out_path)
+    return per_frame
