@@ -1,1 +1,40 @@
+"""Object detection and instance segmentation: HRNetV2p in torchvision's Faster/Mask R-CNN, FCOS, RetinaNet.
 
+Importing the task module registers ``task: detection`` with the engine. ``detect_people`` is the
+person detector of the top-down pose pipeline.
+"""
+
+from .data import CategoryMap, CocoDetection, collate_detection, eval_transforms, train_transforms
+from .evaluation import detections_to_coco, evaluate_coco, write_results
+from .inference import detect, detect_people, draw_detections
+from .models import (
+    ARCHITECTURES,
+    BACKBONES,
+    build_detector,
+    format_params_table,
+    list_detectors,
+    paper_params_table,
+)
+from .task import DetectionDataConfig, DetectionTask
+
+__all__ = [
+    "ARCHITECTURES",
+    "BACKBONES",
+    "build_detector",
+    "list_detectors",
+    "paper_params_table",
+    "format_params_table",
+    "CategoryMap",
+    "CocoDetection",
+    "train_transforms",
+    "eval_transforms",
+    "collate_detection",
+    "detections_to_coco",
+    "evaluate_coco",
+    "write_results",
+    "detect",
+    "detect_people",
+    "draw_detections",
+    "DetectionDataConfig",
+    "DetectionTask",
+]

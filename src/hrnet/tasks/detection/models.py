@@ -1,0 +1,267 @@
+"""Detectors: an HRNetV2p pyramid inside torchvision's Faster R-CNN, Mask R-CNN, FCOS and RetinaNet.
+
+The RPN, RoI heads, NMS and RoIAlign are torchvision's; this module only chooses the pieces the HRNet
+detection code chose:
+
+* two-stage (``faster_rcnn``, ``mask_rcnn``, as HRNet-Object-Detection): the HRFPN pyramid p2-p6
+  (strides 4-64), one anchor size per level of 8 x stride (32-512) with ratios 0.5/1/2, RoIAlign
+  (sampling ratio 2) on p2-p5 -- 7x7 for the 2-FC (1024) box head, 14x14 for the 4-conv mask head --
+  and 2000 RPN proposals before and after NMS both in training and testing.
+* one-stage (``fcos``, ``retinanet``, as HRNet-FCOS): the pyramid's 3x3 convs have stride 2, so the
+  levels have strides 8-128 as in FCOS/RetinaNet with a ResNet-FPN; FCOS assigns objects by size
+  (0-64-128-256-512-inf) without centre sampling, RetinaNet uses 3 scales x 3 ratios of 4 x stride.
+
+Labels follow torchvision's convention for every detector: 0 is the background and the ``K`` object
+categories are ``1..K``, so each model has ``K + 1`` classes (the one-stage heads carry one logit for
+label 0 that is never a positive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from ...errors import ConfigError, did_you_mean
+from ...models import build_model
+
+__all__ = [
+    "Architecture",
+    "ARCHITECTURES",
+    "BACKBONES",
+    "build_detector",
+    "list_detectors",
+    "split_detector_name",
+    "freeze_batchnorm",
+    "stride_two_pyramid",
+    "rpn_anchor_generator",
+    "retinanet_anchor_generator",
+    "fcos_anchor_generator",
+    "roi_align",
+    "PAPER_TABLE7",
+    "ParamsRow",
+    "trainable_params",
+    "paper_params_table",
+    "format_params_table",
+]
+
+BACKBONES = ("hrnetv2p_w18", "hrnetv2p_w32", "hrnetv2p_w40", "hrnetv2p_w48")
+TWO_STAGE_STRIDES = (4, 8, 16, 32, 64)
+ONE_STAGE_STRIDES = (8, 16, 32, 64, 128)
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+#: the pyramid levels RoIAlign reads (strides 4-32), named as the backbone names them
+ROI_LEVELS = ("p2", "p3", "p4", "p5")
+
+
+def freeze_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every ``BatchNorm2d`` by ``FrozenBatchNorm2d`` (fixed statistics and affine parameters,
+    the paper's "BN parameters fixed"); state-dict keys stay the same, so BN checkpoints still load."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            frozen.weight.copy_(child.weight.detach())
+            frozen.bias.copy_(child.bias.detach())
+            frozen.running_mean.copy_(child.running_mean)
+            frozen.running_var.copy_(child.running_var)
+            setattr(module, name, frozen)
+        else:
+            freeze_batchnorm(child)
+    return module
+
+
+def rpn_anchor_generator(strides: tuple[int, ...] = TWO_STAGE_STRIDES) -> AnchorGenerator:
+    """One anchor size per level, 8 x stride (mmdetection ``anchor_scales=[8]``), ratios 0.5/1/2."""
+    return AnchorGenerator(tuple((8 * s,) for s in strides), (ASPECT_RATIOS,) * len(strides))
+
+
+def retinanet_anchor_generator(strides: tuple[int, ...] = ONE_STAGE_STRIDES) -> AnchorGenerator:
+    """RetinaNet's anchors: sizes 4 x stride x 2^(0, 1/3, 2/3) per level, ratios 0.5/1/2 (9 per place)."""
+    sizes = tuple(tuple(4 * s * 2 ** (k / 3) for k in range(3)) for s in strides)
+    return AnchorGenerator(sizes, (ASPECT_RATIOS,) * len(strides))
+
+
+def fcos_anchor_generator(strides: tuple[int, ...] = ONE_STAGE_STRIDES) -> AnchorGenerator:
+    """FCOS is anchor-free: one square 'anchor' of the level's stride marks each location, and
+    torchvision derives the per-level object-size ranges (4 x and 8 x that size) from it."""
+    return AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
+
+
+def roi_align(output_size: int, levels: tuple[str, ...] = ROI_LEVELS) -> MultiScaleRoIAlign:
+    """RoIAlign with 2 samples per bin over p2-p5. torchvision's level rule floor(4 + log2(sqrt(wh)/224))
+    picks the same level as mmdetection's floor(log2(sqrt(wh)/56)) used by the HRNet configs."""
+    return MultiScaleRoIAlign(featmap_names=list(levels), output_size=output_size, sampling_ratio=2)
+
+
+def stride_two_pyramid(backbone: nn.Module) -> nn.Module:
+    """HRNet-FCOS's pyramid for one-stage heads (its HRFPN ``conv_stride=2``): the 3x3 conv of every
+    level gets stride 2, so the levels have strides 8-128 and are renamed ``p3``-``p7``."""
+    for conv in backbone.neck.fpn_convs:
+        conv.stride = (2, 2)
+    backbone.level_names = [f"p{i + 3}" for i in range(len(backbone.level_names))]
+    return backbone
+
+
+def _backbone(backbone: str | nn.Module, one_stage: bool, frozen_bn: bool,
+              overrides: dict[str, Any]) -> nn.Module:
+    """A preset is built (and given stride-2 levels for one-stage heads); a module is used as it is."""
+    if isinstance(backbone, str):
+        if backbone not in BACKBONES:
+            raise ConfigError(f"unknown detection backbone {backbone!r}; known: {list(BACKBONES)}."
+                              f"{did_you_mean(backbone, BACKBONES)}")
+        backbone = build_model(backbone, **overrides)
+        if one_stage:
+            stride_two_pyramid(backbone)
+    if not hasattr(backbone, "out_channels"):
+        raise ConfigError("a detection backbone needs an 'out_channels' attribute; "
+                          f"{type(backbone).__name__} has none")
+    return freeze_batchnorm(backbone) if frozen_bn else backbone
+
+
+def _faster_rcnn(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Module:
+    defaults = {"rpn_pre_nms_top_n_test": 2000, "rpn_post_nms_top_n_test": 2000}
+    return FasterRCNN(backbone, num_classes, rpn_anchor_generator=rpn_anchor_generator(),
+                      box_roi_pool=roi_align(7), **{**defaults, **options})
+
+
+def _mask_rcnn(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Module:
+    defaults = {"rpn_pre_nms_top_n_test": 2000, "rpn_post_nms_top_n_test": 2000}
+    return MaskRCNN(backbone, num_classes, rpn_anchor_generator=rpn_anchor_generator(),
+                    box_roi_pool=roi_align(7), mask_roi_pool=roi_align(14), **{**defaults, **options})
+
+
+def _fcos(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Module:
+    defaults = {"center_sampling_radius": float("inf"), "score_thresh": 0.05, "nms_thresh": 0.6,
+                "detections_per_img": 100, "topk_candidates": 1000}
+    return FCOS(backbone, num_classes, anchor_generator=fcos_anchor_generator(), **{**defaults, **options})
+
+
+def _retinanet(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Module:
+    defaults = {"score_thresh": 0.05, "nms_thresh": 0.5, "detections_per_img": 100}
+    return RetinaNet(backbone, num_classes, anchor_generator=retinanet_anchor_generator(),
+                     **{**defaults, **options})
+
+
+@dataclass(frozen=True)
+class Architecture:
+    build: Callable[..., nn.Module]
+    one_stage: bool
+    predicts_masks: bool
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "faster_rcnn": Architecture(_faster_rcnn, one_stage=False, predicts_masks=False),
+    "mask_rcnn": Architecture(_mask_rcnn, one_stage=False, predicts_masks=True),
+    "fcos": Architecture(_fcos, one_stage=True, predicts_masks=False),
+    "retinanet": Architecture(_retinanet, one_stage=True, predicts_masks=False),
+}
+
+
+def list_detectors() -> list[str]:
+    """Every ``<architecture>_<backbone>`` preset, e.g. ``faster_rcnn_hrnetv2p_w18``."""
+    return [f"{arch}_{backbone}" for arch in ARCHITECTURES for backbone in BACKBONES]
+
+
+def split_detector_name(name: str) -> tuple[str, str]:
+    """``"mask_rcnn_hrnetv2p_w32"`` -> ``("mask_rcnn", "hrnetv2p_w32")``; ``ConfigError`` if unknown."""
+    for arch in ARCHITECTURES:
+        backbone = name.removeprefix(f"{arch}_")
+        if backbone != name and backbone in BACKBONES:
+            return arch, backbone
+    raise ConfigError(f"unknown detector preset {name!r}.{did_you_mean(name, list_detectors())} "
+                      f"Known presets: {', '.join(list_detectors())}.")
+
+
+def build_detector(arch: str, backbone: str | nn.Module = "hrnetv2p_w18", num_classes: int = 80, *,
+                   frozen_bn: bool = True, min_size: int = 800, max_size: int = 1333,
+                   backbone_overrides: dict[str, Any] | None = None, **options: Any) -> nn.Module:
+    """A torchvision detector of architecture ``arch`` on an HRNetV2p backbone.
+
+    ``backbone`` is a preset name (built with ``hrnet.build_model(backbone, **backbone_overrides)``, e.g.
+    ``{"width": 8}`` for a tiny test model) or a module with torchvision's backbone contract.
+    ``num_classes`` counts object categories (80 for COCO); the model predicts labels ``1..num_classes``.
+    ``min_size``/``max_size`` are the shorter/longer side the model resizes inputs to; ``options`` go to
+    the torchvision constructor (e.g. ``box_score_thresh``).
+    The returned model carries ``arch``, ``num_categories`` and ``predicts_masks`` attributes.
+    """
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown detector {arch!r}; known: {list(ARCHITECTURES)}."
+                          f"{did_you_mean(arch, ARCHITECTURES)}")
+    if num_classes < 1:
+        raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
+    spec = ARCHITECTURES[arch]
+    body = _backbone(backbone, spec.one_stage, frozen_bn, dict(backbone_overrides or {}))
+    model = spec.build(body, num_classes + 1, min_size=min_size, max_size=max_size, **options)
+    model.arch = arch
+    model.num_categories = num_classes
+    model.predicts_masks = spec.predicts_masks
+    return model
+
+
+# ------------------------------------------------------------------------------------- paper's Table 7
+
+#: Table 7 of the paper (input 800x1200): framework, backbone, #params as printed, and the unit that
+#: row counts in. The Faster R-CNN rows are trainable parameters / 2^20: Table 19's precise values
+#: (26.18, 45.04, 79.42) are exactly our counts divided by 2^20; the Mask R-CNN and FCOS rows are / 10^6.
+PAPER_TABLE7: tuple[tuple[str, str, float, int], ...] = (
+    ("faster_rcnn", "hrnetv2p_w18", 26.2, 2**20),
+    ("faster_rcnn", "hrnetv2p_w32", 45.0, 2**20),
+    ("faster_rcnn", "hrnetv2p_w48", 79.4, 2**20),
+    ("mask_rcnn", "hrnetv2p_w18", 30.1, 10**6),
+    ("mask_rcnn", "hrnetv2p_w32", 49.9, 10**6),
+    ("fcos", "hrnetv2p_w18", 17.5, 10**6),
+    ("fcos", "hrnetv2p_w32", 37.3, 10**6),
+)
+
+
+@dataclass(frozen=True)
+class ParamsRow:
+    """One Table 7 row beside our count (COCO's 80 categories, BN frozen as in the paper)."""
+
+    arch: str
+    backbone: str
+    paper: float
+    params: int
+    unit: int
+
+    @property
+    def ours(self) -> float:
+        """Our trainable parameters in the row's unit, comparable with ``paper``."""
+        return self.params / self.unit
+
+    @property
+    def relative_difference(self) -> float:
+        return self.ours / self.paper - 1
+
+
+def trainable_params(model: nn.Module) -> int:
+    """Parameters the optimizer updates (frozen BN statistics and affine terms are buffers)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def paper_params_table() -> list[ParamsRow]:
+    """Our detectors' parameter counts beside the paper's Table 7 rows (built on the meta device: no
+    memory, no weights; parameters do not depend on the 800x1200 input)."""
+    rows = []
+    for arch, backbone, paper, unit in PAPER_TABLE7:
+        with torch.device("meta"):
+            model = build_detector(arch, backbone, num_classes=80)
+        rows.append(ParamsRow(arch, backbone, paper, trainable_params(model), unit))
+    return rows
+
+
+def format_params_table(rows: list[ParamsRow]) -> str:
+    """A plain-text table of :func:`paper_params_table` for ``hrnet info``."""
+    lines = [f"{'detector':<30} {'paper (M)':>9} {'ours (M)':>9} {'diff':>7}  unit",
+             "-" * 66]
+    for row in rows:
+        unit = "2^20" if row.unit == 2**20 else "10^6"
+        lines.append(f"{row.arch + '_' + row.backbone:<30} {row.paper:>9.1f} {row.ours:>9.2f} "
+                     f"{100 * row.relative_difference:>+6.1f}%  {unit} (= {row.params / 1e6:.2f} x 10^6)")
+    return "\n".join(lines)

@@ -1,0 +1,221 @@
+"""The detection task for the engine: COCO-format data, torchvision detectors on HRNetV2p, COCO AP.
+
+A config names a detector preset (``model.name: faster_rcnn_hrnetv2p_w18``, see
+:func:`~hrnet.tasks.detection.models.list_detectors`); ``model.overrides`` may hold ``num_classes``
+(default 80), ``frozen_bn`` (default true), ``backbone`` (options for ``hrnet.build_model``, e.g.
+``{width: 8}``) and options of the torchvision detector (e.g. ``box_score_thresh``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from ...engine.distributed import all_gather_object, broadcast_object, is_main_process
+from ...engine.task import Task, register_task
+from ...errors import ConfigError, DataError
+from ...io import atomic_write, write_json
+from .data import CocoDetection, collate_detection, eval_transforms, load_coco, read_image, train_transforms
+from .evaluation import detections_to_coco, evaluate_coco, write_results
+from .inference import detect, draw_detections
+from .models import ARCHITECTURES, build_detector, split_detector_name
+
+__all__ = ["DetectionDataConfig", "DetectionTask", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class DetectionDataConfig(BaseModel):
+    """``data:`` of a detection config: a COCO-format dataset under ``root`` and the input sizes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: Path
+    train_ann: str = "annotations/instances_train2017.json"
+    train_images: str = "train2017"
+    val_ann: str = "annotations/instances_val2017.json"
+    val_images: str = "val2017"
+    #: shorter / longer image side after resizing (mmdetection's ``img_scale=(1333, 800)``)
+    min_size: int = Field(800, ge=32)
+    max_size: int = Field(1333, ge=32)
+    flip_prob: float = Field(0.5, ge=0, le=1)
+    #: annotations whose box is narrower or lower than this (pixels) are skipped and counted
+    min_box_size: float = Field(1.0, ge=0)
+    #: drop training images without any usable object (as mmdetection does)
+    skip_empty_train: bool = True
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> DetectionDataConfig:
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) must be at least min_size ({self.min_size})")
+        return self
+
+
+@register_task
+class DetectionTask(Task):
+    """Object detection and instance segmentation (Faster/Mask R-CNN, FCOS, RetinaNet on HRNetV2p)."""
+
+    name = "detection"
+    DataConfig = DetectionDataConfig
+    main_metric = "bbox_AP"
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        self.arch, self.backbone = split_detector_name(cfg.model.name)
+        self.num_classes = cfg.model.overrides.get("num_classes", 80)
+        if not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ConfigError(f"model.overrides.num_classes must be a positive integer, got {self.num_classes!r}")
+
+    # ------------------------------------------------------------------------------------ model / data
+
+    def build_model(self) -> nn.Module:
+        options = dict(self.cfg.model.overrides)
+        options.pop("num_classes", None)
+        backbone_overrides = options.pop("backbone", {})
+        if not isinstance(backbone_overrides, dict):
+            raise ConfigError("model.overrides.backbone must be a mapping of options, "
+                              f"got {backbone_overrides!r}")
+        data = self.cfg.data
+        try:
+            return build_detector(self.arch, self.backbone, self.num_classes, min_size=data.min_size,
+                                  max_size=data.max_size, backbone_overrides=backbone_overrides, **options)
+        except TypeError as e:
+            raise ConfigError(f"model.overrides of {self.cfg.model.name!r}: {e}") from None
+
+    def build_dataset(self, split: str) -> CocoDetection:
+        data = self.cfg.data
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        train = split == "train"
+        dataset = CocoDetection(
+            data.root / (data.train_ann if train else data.val_ann),
+            data.root / (data.train_images if train else data.val_images),
+            train_transforms(data.min_size, data.max_size, data.flip_prob) if train else eval_transforms(),
+            with_masks=ARCHITECTURES[self.arch].predicts_masks,
+            skip_empty=train and data.skip_empty_train,
+            min_box_size=data.min_box_size,
+        )
+        found = len(dataset.categories)
+        if found != self.num_classes:
+            raise DataError(f"{dataset.ann_file} has {found} categories but the model has {self.num_classes} "
+                            f"(set model.overrides.num_classes: {found})")
+        return dataset
+
+    def collate_fn(self) -> Callable:
+        return collate_detection
+
+    # ----------------------------------------------------------------------------------- train / eval
+
+    def compute_loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        images, targets = batch
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        return loss, {name: float(value.detach()) for name, value in losses.items()}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: DataLoader, out_dir: Path) -> dict[str, float]:
+        """COCO bbox (and segm for Mask R-CNN) AP: each process detects its share of the val split, rank 0
+        gathers them, writes ``detections_{bbox,segm}.json`` under ``out_dir`` and evaluates; every rank
+        returns the metrics."""
+        dataset: CocoDetection = loader.dataset
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        results: dict[str, list] = {"bbox": []}
+        if ARCHITECTURES[self.arch].predicts_masks:
+            results["segm"] = []
+        for images, targets in loader:
+            outputs = model([image.to(device) for image in images])
+            batch = detections_to_coco(outputs, [t["image_id"] for t in targets], dataset.categories)
+            for iou_type, entries in batch.items():
+                results[iou_type].extend(entries)
+        model.train(was_training)
+        gathered = all_gather_object(results)
+        metrics: dict[str, float] = {}
+        if is_main_process():
+            merged = {key: [entry for part in gathered for entry in part[key]] for key in results}
+            write_results(out_dir, merged)
+            for iou_type, entries in merged.items():
+                stats, table = evaluate_coco(dataset.coco, entries, iou_type, dataset.image_ids)
+                print(f"COCO {iou_type} on {len(dataset)} images of {dataset.ann_file}:\n{table}")
+                metrics.update(stats)
+        return broadcast_object(metrics)
+
+    # ---------------------------------------------------------------------------------------- predict
+
+    def category_names(self) -> list[str] | None:
+        """Names of labels 1..K from the config's val (or train) annotation file, when one exists."""
+        data = self.cfg.data
+        for ann in (data.val_ann, data.train_ann):
+            if (data.root / ann).is_file():
+                coco = load_coco(data.root / ann)
+                return [c["name"] for c in sorted(coco.dataset["categories"], key=lambda c: c["id"])]
+        return None
+
+    def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
+        """Detect objects in images (files or folders of them): writes ``<stem>.png`` with boxes, labels,
+        scores (and masks) drawn, and ``detections.json`` (XYXY boxes, labels, names, scores per image).
+        Options: ``score_threshold`` (0.5) for what is drawn and listed, ``batch_size`` (1)."""
+        score_threshold = float(options.pop("score_threshold", 0.5))
+        batch_size = int(options.pop("batch_size", 1))
+        if options:
+            raise ConfigError(f"unknown predict option(s) {sorted(options)}; "
+                              "known: score_threshold, batch_size")
+        paths = _image_files(inputs)
+        names = self.category_names()
+        out_dir = Path(out_dir)
+        written, listing = [], []
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            images = [read_image(path) for path in chunk]
+            for path, image, output in zip(chunk, images, detect(model, images), strict=True):
+                drawn = draw_detections(image, output, names, score_threshold)
+                target = out_dir / f"{path.stem}.png"
+                with atomic_write(target) as f:
+                    f.write(_png_bytes(drawn))
+                written.append(target)
+                listing.append(_detections_record(path, output, names, score_threshold))
+        write_json(out_dir / "detections.json", listing, indent=1)
+        return [*written, out_dir / "detections.json"]
+
+
+def _image_files(inputs: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise DataError(f"input not found: {item}")
+    if not files:
+        raise DataError(f"no images found in {[str(p) for p in inputs]} "
+                        f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _png_bytes(image: Tensor) -> bytes:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image.permute(1, 2, 0).numpy(), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise DataError("cannot encode the drawn detections as PNG")
+    return encoded.tobytes()
+
+
+def _detections_record(path: Path, output: dict[str, Tensor], names: list[str] | None,
+                       score_threshold: float) -> dict[str, Any]:
+    keep = output["scores"] >= score_threshold
+    labels = output["labels"][keep].tolist()
+    return {
+        "file": str(path),
+        "boxes_xyxy": [[round(v, 2) for v in box] for box in output["boxes"][keep].tolist()],
+        "labels": labels,
+        "names": [names[label - 1] if names and 0 < label <= len(names) else str(label) for label in labels],
+        "scores": [round(v, 4) for v in output["scores"][keep].tolist()],
+    }

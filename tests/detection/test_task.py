@@ -1,0 +1,161 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from hrnet.engine.config import load_config, read_yaml_tree, validate_config
+from hrnet.engine.task import get_task_class
+from hrnet.errors import ConfigError, DataError
+from hrnet.models import build_model
+from hrnet.models.weights import load_weights
+from hrnet.tasks.detection.inference import detect_people, draw_detections
+from hrnet.tasks.detection.models import build_detector
+from hrnet.tasks.detection.task import DetectionTask
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "detection"
+SYNTHETIC_CONFIG = CONFIGS / "synthetic" / "faster_rcnn_tiny.yaml"
+
+
+def synthetic_config(root: Path, tmp_path: Path, tiny_backbone: dict, **changes) -> object:
+    raw = read_yaml_tree(SYNTHETIC_CONFIG)
+    raw["model"]["overrides"]["backbone"] = tiny_backbone
+    raw["data"].update(root=str(root), min_size=96, max_size=128)
+    raw["train"].update(epochs=1, batch_size=2, max_iters_per_epoch=2, log_every=1, eval_every=1)
+    raw["output_dir"] = str(tmp_path / "run")
+    for key, value in changes.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    return validate_config(raw)
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.rglob("*.yaml") if not p.name.startswith("base_")),
+                         ids=lambda p: p.stem)
+def test_configs_validate_and_state_the_paper(path):
+    cfg = load_config(path)
+    task = get_task_class(cfg.task)(cfg)
+    assert task.name == "detection" and task.main_metric == "bbox_AP"
+    if "coco" in path.parts:
+        text = path.read_text()
+        assert ("AP" in text and ("Paper Table" in text or "README" in text)) or "Not in the paper" in text
+        assert cfg.train.optimizer.weight_decay == 1e-4 and cfg.train.schedule.warmup_iters == 500
+        assert (cfg.data.min_size, cfg.data.max_size) == (800, 1333)
+        epochs_to_steps = {12: [8, 11], 24: [20, 23], 25: [120000, 160000]}
+        assert cfg.train.schedule.milestones == epochs_to_steps[cfg.train.epochs]
+
+
+def test_data_section_is_strict(tmp_path):
+    raw = read_yaml_tree(SYNTHETIC_CONFIG)
+    raw["data"]["min_sise"] = 100
+    with pytest.raises(ConfigError, match=r"unknown key 'data.min_sise'.*Did you mean 'min_size'"):
+        validate_config(raw)
+    raw = read_yaml_tree(SYNTHETIC_CONFIG)
+    raw["data"].update(min_size=500, max_size=400)
+    with pytest.raises(ConfigError, match="max_size"):
+        validate_config(raw)
+
+
+def test_task_trains_evaluates_and_writes_results(synthetic_det, tmp_path, tiny_backbone):
+    """The engine's contract on the synthetic set, with Mask R-CNN: datasets, a loss step, COCO evaluation
+    (bbox and segm) writing both results files."""
+    cfg = synthetic_config(synthetic_det, tmp_path, tiny_backbone, model={
+        "name": "mask_rcnn_hrnetv2p_w18",
+        "overrides": {"num_classes": 4, "backbone": tiny_backbone, "box_detections_per_img": 10}})
+    task = DetectionTask(cfg)
+    model = task.build_model()
+    assert model.predicts_masks and model.num_categories == 4
+    train, val = task.build_dataset("train"), task.build_dataset("val")
+    assert len(val) == 3 and "masks" in train[0][1]
+    batch = task.collate_fn()([train[0], train[1]])
+    loss, extras = task.compute_loss(model.train(), batch)
+    assert loss.requires_grad and {"loss_classifier", "loss_mask", "loss_objectness"} <= set(extras)
+    loss.backward()
+    metrics = task.evaluate(model, DataLoader(val, batch_size=2, collate_fn=task.collate_fn()), tmp_path)
+    assert {"bbox_AP", "bbox_AP50", "bbox_ARl", "segm_AP", "segm_ARl"} <= set(metrics)
+    assert all(-1 <= value <= 1 for value in metrics.values())
+    for iou_type in ("bbox", "segm"):
+        assert isinstance(json.loads((tmp_path / f"detections_{iou_type}.json").read_text()), list)
+    assert model.training  # as it was before the evaluation
+
+
+def test_engine_trains_one_epoch_on_the_synthetic_set(synthetic_det, tmp_path, tiny_backbone):
+    from hrnet.engine.trainer import train
+
+    cfg = synthetic_config(synthetic_det, tmp_path, tiny_backbone)
+    summary = train(cfg)
+    assert summary["main_metric"] == "bbox_AP"
+    assert (tmp_path / "run" / "eval" / "detections_bbox.json").is_file()
+
+
+def test_number_of_categories_must_match(synthetic_det, tmp_path, tiny_backbone):
+    cfg = synthetic_config(synthetic_det, tmp_path, tiny_backbone, model={"overrides": {"num_classes": 80}})
+    with pytest.raises(DataError, match=r"instances_train.json has 4 categories but the model has 80"):
+        DetectionTask(cfg).build_dataset("train")
+
+
+def test_imagenet_backbone_weights_load_into_the_detector(tiny_backbone):
+    """A classification checkpoint's backbone tensors land in the detector's backbone."""
+    classifier = build_model("cls_hrnet_w18", **{k: v for k, v in tiny_backbone.items() if k != "out_channels"})
+    detector = build_detector("faster_rcnn", backbone_overrides=tiny_backbone)
+    load_weights(detector, classifier.state_dict(), verbose=False)
+    torch.testing.assert_close(detector.backbone.conv1.weight, classifier.conv1.weight)
+    torch.testing.assert_close(detector.backbone.stage4[0].branches[3][0].conv1.weight,
+                               classifier.stage4[0].branches[3][0].conv1.weight)
+
+
+class FixedDetector(nn.Module):
+    """Returns the same detections for every image (to test what is done with a detector's output)."""
+
+    def __init__(self, output: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))
+        self.output = output
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, images):
+        self.seen.extend(images)
+        return [dict(self.output) for _ in images]
+
+
+def test_detect_people_keeps_confident_persons():
+    detector = FixedDetector({"boxes": torch.tensor([[1.0, 2, 30, 40], [5, 5, 9, 9], [0, 0, 4, 4], [2, 2, 8, 8]]),
+                              "labels": torch.tensor([1, 1, 3, 1]), "scores": torch.tensor([0.9, 0.3, 0.95, 0.6])})
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[..., 0] = 255
+    boxes, scores = detect_people(detector, image, score_threshold=0.5)
+    assert boxes.tolist() == [[1, 2, 30, 40], [2, 2, 8, 8]] and scores.tolist() == pytest.approx([0.9, 0.6])
+    seen = detector.seen[0]
+    assert seen.shape == (3, 48, 64) and seen.dtype == torch.float32 and seen[0].max() == 1 and seen[1].max() == 0
+
+
+def test_draw_detections_draws_confident_boxes_and_masks():
+    image = torch.zeros(3, 40, 60, dtype=torch.uint8)
+    masks = torch.zeros(2, 1, 40, 60)
+    masks[0, 0, 12:20, 12:20] = 0.9
+    detection = {"boxes": torch.tensor([[10.0, 10, 30, 30], [40, 26, 55, 38]]), "labels": torch.tensor([2, 1]),
+                 "scores": torch.tensor([0.8, 0.2]), "masks": masks}
+    drawn = draw_detections(image, detection, ["person", "car"], score_threshold=0.5)
+    assert drawn.dtype == torch.uint8 and drawn.shape == image.shape
+    assert drawn[:, 10, 20].any() and drawn[:, 16, 16].any()  # box edge, mask inside
+    assert not drawn[:, 25, 25].any() and not drawn[:, 26:39, 40:56].any()  # box interior, low score
+
+
+def test_predict_writes_overlays_and_json(synthetic_det, tmp_path, tiny_backbone):
+    cfg = synthetic_config(synthetic_det, tmp_path, tiny_backbone)
+    task = DetectionTask(cfg)
+    detector = FixedDetector({"boxes": torch.tensor([[4.0, 6, 40, 50]]), "labels": torch.tensor([2]),
+                              "scores": torch.tensor([0.75])})
+    written = task.predict(detector, [synthetic_det / "val"], tmp_path / "out", score_threshold="0.5")
+    assert sorted(p.suffix for p in written) == [".json", ".png", ".png", ".png"]
+    listing = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert listing[0]["names"] == ["square"] and listing[0]["boxes_xyxy"] == [[4.0, 6.0, 40.0, 50.0]]
+    import cv2
+
+    overlay = cv2.imread(str(written[0]))
+    assert overlay.shape == (96, 128, 3)
+    with pytest.raises(DataError, match="input not found"):
+        task.predict(detector, [tmp_path / "nothing.jpg"], tmp_path / "out")
+    with pytest.raises(ConfigError, match="unknown predict option"):
+        task.predict(detector, [synthetic_det / "val"], tmp_path / "out", colour="red")
