@@ -1,0 +1,155 @@
+"""``hrnet export`` (ONNX, int8 ONNX) and ``hrnet bench`` (every deploy path against eager fp32)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..cli.common import add_model_source_arguments, model_from_source
+from ..errors import ConfigError
+from ..io import write_json, write_text
+from .bench import recalibrate_batchnorm, run_benchmark
+from .onnx import DEFAULT_OPSET, OnnxRunner, export_onnx, quantize_onnx
+from .parity import compare_outputs
+from .paths import PATHS, example_input, list_paths
+
+__all__ = ["add_export_parser", "run_export", "add_bench_parser", "run_bench", "calibration_batches"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def calibration_batches(folder: str | os.PathLike, input_size: tuple[int, int], count: int = 64,
+                        batch_size: int = 8) -> list[torch.Tensor]:
+    """Up to ``count`` images of ``folder`` (sorted, recursive), resized to ``input_size`` and
+    ImageNet-normalised as the models' training pipelines do, in batches of ``batch_size``."""
+    import cv2
+
+    from ..tasks.pose.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+    if not files:
+        raise ConfigError(f"--calib {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found there")
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    images = []
+    for file in files:
+        bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ConfigError(f"--calib: cannot read image {file}")
+        rgb = cv2.cvtColor(cv2.resize(bgr, input_size[::-1], interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        images.append((torch.from_numpy(rgb).permute(2, 0, 1).float() / 255 - mean) / std)
+    return [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+
+
+def _input_size(args: argparse.Namespace, model: torch.nn.Module) -> tuple[int, int]:
+    return tuple(args.input) if args.input else tuple(example_input(model).shape[-2:])
+
+
+# --- hrnet export -------------------------------------------------------------------------------
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export", help="export a model to ONNX (fp32 or int8) with a parity check",
+        description="Export the model of SOURCE to ONNX: eval mode, BN folded into the convs, a dynamic batch "
+                    "axis, opset >= 17. --format onnx-int8 also quantizes it (int8 weights per channel, uint8 "
+                    "activations calibrated on --calib images). The written file is then run with ONNX Runtime "
+                    "on random images and compared with the PyTorch model.")
+    add_model_source_arguments(p)
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="ONNX file to write")
+    p.add_argument("--format", choices=("onnx", "onnx-int8"), default="onnx", help="(default: onnx)")
+    p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    p.add_argument("--calib", type=Path, metavar="DIR",
+                   help="int8: folder of representative images to calibrate on (default: random images, which "
+                        "is fine for timing only)")
+    p.add_argument("--calib-count", type=int, default=64, metavar="N", help="int8: images to use (default: 64)")
+    p.add_argument("--no-check", dest="check", action="store_false", help="skip the ONNX Runtime parity check")
+    p.set_defaults(run=run_export, prog=p.prog)
+    return p
+
+
+def run_export(args: argparse.Namespace) -> int:
+    model = model_from_source(args)
+    size = _input_size(args, model)
+    example = example_input(model, size)
+    metadata = {"hrnet.source": args.source, "hrnet.input_size": json.dumps(list(size))}
+    out = Path(args.out)
+    if args.format == "onnx":
+        export_onnx(model, out, example, opset=args.opset, metadata=metadata)
+        tolerance = PATHS["onnxruntime"].tolerance
+    else:
+        if args.calib is None:
+            print("warning: int8 calibration on random images; pass --calib DIR for accuracy")
+            calibration = [example_input(model, size, batch=8, seed=1)]
+        else:
+            calibration = calibration_batches(args.calib, size, args.calib_count)
+        fp32 = out.with_name(out.stem + ".fp32.onnx")
+        export_onnx(model, fp32, example, opset=args.opset, metadata=metadata)
+        quantize_onnx(fp32, out, calibration)
+        fp32.unlink()
+        tolerance = PATHS["onnxruntime_int8"].tolerance
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {size[0]}x{size[1]}, dynamic batch)")
+    if args.check:
+        images = example_input(model, size, batch=2, seed=2)
+        with torch.no_grad():
+            parity = compare_outputs(model(images), OnnxRunner(out)(images), tolerance)
+        print(f"ONNX Runtime vs PyTorch on 2 random images: {parity}")
+        if not parity.ok:
+            return 1
+    return 0
+
+
+# --- hrnet bench --------------------------------------------------------------------------------
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "bench", help="time every deploy path against eager fp32 on this machine",
+        description="Time the model of SOURCE in eager fp32 and in every deploy path (BN folding, channels_last, "
+                    "torch.compile, bf16, ONNX Runtime, int8; the CUDA paths with --device cuda): ms/img at each "
+                    "batch size, img/s, peak memory, GFLOP/s and the share of the machine's conv peak (measured "
+                    "in the same run), speed-up over eager fp32, max-abs-diff from eager. A torchvision "
+                    "ResNet-50 yardstick lets runs on different days compare by ratio. Without --weights the BN "
+                    "statistics are re-estimated on random images so that activations have realistic scales.")
+    add_model_source_arguments(p)
+    p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
+    p.add_argument("--batch", nargs="+", type=int, default=[1, 8], metavar="N", help="batch sizes (default: 1 8)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="(default: cpu)")
+    p.add_argument("--paths", type=lambda s: [x for x in s.split(",") if x], metavar="A,B",
+                   help="deploy paths to time (default: all this machine can run); see hrnet.deploy.PATHS")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
+    p.add_argument("--min-time", type=float, default=2.0, metavar="S",
+                   help="seconds of timed calls per path and batch size (default: 2)")
+    p.add_argument("--no-yardstick", dest="yardstick", action="store_false", help="skip the ResNet-50 yardstick")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table to FILE")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write all measurements to FILE")
+    p.set_defaults(run=run_bench, prog=p.prog)
+    return p
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    model = model_from_source(args)
+    size = _input_size(args, model)
+    if args.weights is None:
+        print("no --weights: re-estimating BN statistics on random images")
+        recalibrate_batchnorm(model, size)
+    paths = args.paths or list_paths(args.device)
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        raise ConfigError(f"--paths: unknown deploy path(s) {unknown}; known: {', '.join(PATHS)}")
+    report = run_benchmark(model, args.source, size, paths, sorted(set(args.batch)), args.threads, args.min_time,
+                           args.yardstick)
+    table = report.markdown()
+    print()
+    print(table)
+    if args.markdown:
+        write_text(args.markdown, table + "\n")
+    if args.json:
+        write_json(args.json, report.to_json(), indent=1)
+    failed = [r.path for r in report.results if r.error or r.parity_ok is False]
+    return 1 if failed else 0

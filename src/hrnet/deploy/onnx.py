@@ -1,0 +1,168 @@
+"""ONNX export (dynamic batch), an ONNX Runtime runner, and int8 static quantization for ORT.
+
+The exported graph is the BN-folded model (so the quantizer sees the weights that actually run),
+traced with ``torch.export`` (``torch.onnx.export(dynamo=True)``) at opset 18 with a symbolic batch
+dimension. The file carries its output structure in the ONNX metadata, so :class:`OnnxRunner`
+returns what the PyTorch model returns: a tensor (pose, seg, cls), a list (OCR ``[aux, logits]``)
+or a dict (HRNetV2p pyramid levels).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError, HRNetError
+from ..io import atomic_write
+from .fold import fold_batchnorm
+from .parity import flatten_outputs
+
+__all__ = ["DEFAULT_OPSET", "export_onnx", "OnnxRunner", "quantize_onnx", "output_structure"]
+
+DEFAULT_OPSET = 18
+STRUCTURE_KEY = "hrnet.outputs"
+
+
+def _require(module: str, purpose: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise HRNetError(f"{purpose} needs the {module!r} package: pip install 'hrnet[onnx]'") from e
+
+
+def output_structure(outputs: Any) -> dict[str, Any]:
+    """``{"kind": "tensor" | "list" | "dict", "names": [...]}`` describing a model output."""
+    if isinstance(outputs, Tensor):
+        return {"kind": "tensor", "names": ["output"]}
+    if isinstance(outputs, dict):
+        return {"kind": "dict", "names": [str(key) for key in outputs]}
+    return {"kind": "list", "names": [f"output{i}" for i in range(len(flatten_outputs(outputs)))]}
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, example: Tensor, opset: int = DEFAULT_OPSET,
+                fold: bool = True, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model`` (eval mode, BN folded unless ``fold=False``) as ONNX with a dynamic batch axis.
+
+    ``example`` fixes the channel count and image size (H, W stay static: HRNet's nearest-neighbour
+    fusion needs them known); any batch size runs. ``metadata`` is stored in the file's
+    ``metadata_props`` (e.g. the preset name and input size).
+    """
+    onnx = _require("onnx", "ONNX export")
+    _require("onnxscript", "ONNX export")
+    if opset < 17:
+        raise ConfigError(f"opset={opset}: ONNX export needs opset 17 or newer")
+    model = fold_batchnorm(model, example) if fold else model.eval()
+    # batch 2: a batch-1 example would let the tracer specialise the batch axis to 1
+    example = example[:1].expand(2, *example.shape[1:]).contiguous().float()
+    with torch.no_grad():
+        structure = output_structure(model(example))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with tempfile.TemporaryDirectory() as tmp:
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, opset_version=opset, dynamic_shapes=({0: batch},),
+            input_names=["images"], output_names=structure["names"], external_data=False, verbose=False)
+        program.save(Path(tmp) / "model.onnx")
+        proto = onnx.load(Path(tmp) / "model.onnx")
+    props = {STRUCTURE_KEY: json.dumps(structure), **(metadata or {})}
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    path = Path(path)
+    with atomic_write(path) as f:
+        f.write(proto.SerializeToString())
+    return path
+
+
+class OnnxRunner:
+    """Runs an exported HRNet with ONNX Runtime: ``runner(images)`` -> the PyTorch model's outputs.
+
+    ``threads`` defaults to ``torch.get_num_threads()`` so both runtimes get the same cores.
+    Inputs are any float tensor (NCHW or channels_last); outputs are fp32 CPU tensors.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None,
+                 providers: list[str] | None = None) -> None:
+        ort = _require("onnxruntime", "the ONNX Runtime path")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigError(f"ONNX file not found: {self.path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.path), options,
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own untyped errors for corrupt or unsupported files
+            raise HRNetError(f"ONNX Runtime cannot load {self.path}: {e}") from e
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.structure = json.loads(meta.get(STRUCTURE_KEY, '{"kind": "list"}'))
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, images: Tensor) -> Any:
+        array = images.detach().float().cpu().contiguous().numpy()
+        arrays = self.session.run(self.output_names, {self.input_name: array})
+        tensors = [torch.from_numpy(a) for a in arrays]
+        if self.structure["kind"] == "tensor":
+            return tensors[0]
+        if self.structure["kind"] == "dict":
+            return OrderedDict(zip(self.output_names, tensors, strict=True))
+        return tensors
+
+
+class _Batches:
+    """ONNX Runtime's calibration-reader protocol over an iterable of image batches."""
+
+    def __init__(self, input_name: str, batches: Iterable[Tensor]) -> None:
+        self.input_name = input_name
+        self.iterator = iter(batches)
+
+    def get_next(self) -> dict[str, Any] | None:
+        batch = next(self.iterator, None)
+        return None if batch is None else {self.input_name: batch.detach().float().cpu().contiguous().numpy()}
+
+
+def quantize_onnx(source: str | os.PathLike, path: str | os.PathLike, calibration: Iterable[Tensor],
+                  exclude_last: bool = True) -> Path:
+    """Int8 static quantization of an exported model for ONNX Runtime (x86: VNNI kernels).
+
+    Weights are int8 per output channel, activations uint8 with ranges from the min/max seen on the
+    ``calibration`` batches (use a few hundred real training images for trained weights). The final
+    layer stays fp32 (``exclude_last``): it maps features to heatmaps or logits, where an 8-bit
+    output grid would cost accuracy for a negligible speed-up.
+    """
+    onnx = _require("onnx", "int8 quantization")
+    quantization = _require("onnxruntime.quantization", "int8 quantization")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    source, path = Path(source), Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        graph = onnx.load(prepared).graph
+        layers = [n.name for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+        excluded = layers[-1:] if exclude_last else []
+        quantized = Path(tmp) / "quantized.onnx"
+        quantization.quantize_static(
+            str(prepared), str(quantized), _Batches(graph.input[0].name, calibration),
+            quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+            activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+            nodes_to_exclude=excluded, extra_options={"ActivationSymmetric": False})
+        proto = onnx.load(quantized)
+    kept = {p.key for p in proto.metadata_props}
+    for entry in onnx.load(source, load_external_data=False).metadata_props:
+        if entry.key not in kept:
+            proto.metadata_props.add().CopyFrom(entry)
+    with atomic_write(path) as f:
+        f.write(proto.SerializeToString())
+    return path
