@@ -25,7 +25,8 @@ from ..io import atomic_write
 from .fold import fold_batchnorm
 from .parity import flatten_outputs
 
-__all__ = ["DEFAULT_OPSET", "export_onnx", "OnnxRunner", "quantize_onnx", "output_structure"]
+__all__ = ["DEFAULT_OPSET", "export_onnx", "export_detector_onnx", "is_detector", "OnnxRunner", "quantize_onnx",
+           "output_structure"]
 
 DEFAULT_OPSET = 18
 STRUCTURE_KEY = "hrnet.outputs"
@@ -73,8 +74,40 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example: Tensor, opse
             input_names=["images"], output_names=structure["names"], external_data=False, verbose=False)
         program.save(Path(tmp) / "model.onnx")
         proto = onnx.load(Path(tmp) / "model.onnx")
-    props = {STRUCTURE_KEY: json.dumps(structure), **(metadata or {})}
-    for key, value in props.items():
+    return _write_with_metadata(proto, path, {STRUCTURE_KEY: json.dumps(structure), **(metadata or {})})
+
+
+def is_detector(model: nn.Module) -> bool:
+    """Whether ``model`` is a torchvision detector (Faster/Mask R-CNN, RetinaNet, FCOS)."""
+    from torchvision.models.detection import FCOS, GeneralizedRCNN, RetinaNet
+
+    return isinstance(model, GeneralizedRCNN | RetinaNet | FCOS)
+
+
+def export_detector_onnx(model: nn.Module, path: str | os.PathLike, image_size: tuple[int, int],
+                         opset: int = 17, metadata: dict[str, str] | None = None) -> Path:
+    """Write a torchvision detector as ONNX: one ``(3, H, W)`` image in (any H, W), its detections out.
+
+    torchvision supports ONNX for its detectors through the TorchScript-based exporter only (their
+    post-processing has data-dependent shapes), so this uses ``dynamo=False``. The graph includes
+    the detector's own resizing and normalisation, and runs one image per call.
+    """
+    onnx = _require("onnx", "ONNX export")
+    model = model.eval()
+    image = torch.rand(3, *image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        names = list(model([image])[0])
+    structure = {"kind": "detections", "names": names}
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.onnx.export(model, ([image],), Path(tmp) / "model.onnx", dynamo=False, opset_version=opset,
+                          input_names=["image"], output_names=names, verbose=False,
+                          dynamic_axes={"image": {1: "height", 2: "width"}})
+        proto = onnx.load(Path(tmp) / "model.onnx")
+    return _write_with_metadata(proto, path, {STRUCTURE_KEY: json.dumps(structure), **(metadata or {})})
+
+
+def _write_with_metadata(proto: Any, path: str | os.PathLike, metadata: dict[str, str]) -> Path:
+    for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
     path = Path(path)
@@ -87,7 +120,8 @@ class OnnxRunner:
     """Runs an exported HRNet with ONNX Runtime: ``runner(images)`` -> the PyTorch model's outputs.
 
     ``threads`` defaults to ``torch.get_num_threads()`` so both runtimes get the same cores.
-    Inputs are any float tensor (NCHW or channels_last); outputs are fp32 CPU tensors.
+    Inputs are any float tensor (NCHW or channels_last); outputs are CPU tensors. A detector takes a
+    list of ``(3, H, W)`` images, as torchvision's, and returns one dict of detections per image.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None,
@@ -109,10 +143,14 @@ class OnnxRunner:
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, images: Tensor) -> Any:
+    def _run(self, images: Tensor) -> list[Tensor]:
         array = images.detach().float().cpu().contiguous().numpy()
-        arrays = self.session.run(self.output_names, {self.input_name: array})
-        tensors = [torch.from_numpy(a) for a in arrays]
+        return [torch.from_numpy(a) for a in self.session.run(self.output_names, {self.input_name: array})]
+
+    def __call__(self, images: Tensor | list[Tensor]) -> Any:
+        if self.structure["kind"] == "detections":
+            return [dict(zip(self.output_names, self._run(image), strict=True)) for image in images]
+        tensors = self._run(images)
         if self.structure["kind"] == "tensor":
             return tensors[0]
         if self.structure["kind"] == "dict":
