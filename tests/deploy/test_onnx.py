@@ -68,3 +68,35 @@ def test_errors_name_the_problem(tmp_path, pose_model):
         OnnxRunner(tmp_path / "missing.onnx")
     with pytest.raises(ConfigError, match="opset"):
         export_onnx(pose_model, tmp_path / "old.onnx", torch.randn(1, 3, *SIZE), opset=11)
+
+
+def _detection_rows(detections: dict) -> torch.Tensor:
+    """(score, label, box) rows in a canonical order: detections tied in score may come in any order."""
+    rows = torch.cat([detections["scores"].float()[:, None], detections["labels"].float()[:, None],
+                      detections["boxes"].float()], dim=1)
+    for column in reversed(range(rows.shape[1])):
+        rows = rows[rows[:, column].argsort(stable=True)]
+    return rows
+
+
+def test_faster_rcnn_exports_with_any_image_size(tmp_path):
+    from torch import nn
+
+    from hrnet.deploy.onnx import export_detector_onnx
+    from hrnet.tasks.detection.models import build_detector
+
+    torch.manual_seed(0)
+    model = build_detector("faster_rcnn", "hrnetv2p_w18", num_classes=3, min_size=96, max_size=128,
+                           backbone_overrides={"width": 4, "blocks": 1, "modules": (1, 1, 1), "stage1_blocks": 1})
+    for m in model.modules():  # the default head init scores every box alike; ties would make the test moot
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.normal_(m.weight, std=m.weight[0].numel() ** -0.5)
+    path = export_detector_onnx(model.eval(), tmp_path / "det.onnx", (96, 120))
+    runner = OnnxRunner(path)
+    for size in [(96, 120), (80, 70)]:
+        image = torch.rand(3, *size)
+        with torch.no_grad():
+            reference = model([image])[0]
+        detections = runner([image])[0]
+        assert set(detections) == set(reference) and len(reference["boxes"]) > 0
+        torch.testing.assert_close(_detection_rows(detections), _detection_rows(reference), atol=1e-3, rtol=1e-4)

@@ -13,13 +13,14 @@ from ..cli.common import add_model_source_arguments, model_from_source
 from ..errors import ConfigError
 from ..io import write_json, write_text
 from .bench import recalibrate_batchnorm, run_benchmark
-from .onnx import DEFAULT_OPSET, OnnxRunner, export_onnx, quantize_onnx
+from .onnx import DEFAULT_OPSET, OnnxRunner, export_detector_onnx, export_onnx, is_detector, quantize_onnx
 from .parity import compare_outputs
 from .paths import PATHS, example_input, list_paths
 
 __all__ = ["add_export_parser", "run_export", "add_bench_parser", "run_bench", "calibration_batches"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+DETECTOR_EXAMPLE_SIZE = (800, 1216)  # HRNetV2p's quoted input; the exported detector takes any size
 
 
 def calibration_batches(folder: str | os.PathLike, input_size: tuple[int, int], count: int = 64,
@@ -57,8 +58,9 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "export", help="export a model to ONNX (fp32 or int8) with a parity check",
         description="Export the model of SOURCE to ONNX: eval mode, BN folded into the convs, a dynamic batch "
                     "axis, opset >= 17. --format onnx-int8 also quantizes it (int8 weights per channel, uint8 "
-                    "activations calibrated on --calib images). The written file is then run with ONNX Runtime "
-                    "on random images and compared with the PyTorch model.")
+                    "activations calibrated on --calib images). A detection config exports its torchvision "
+                    "detector (one image of any size in, its detections out). The written file is then run "
+                    "with ONNX Runtime on random images and compared with the PyTorch model.")
     add_model_source_arguments(p)
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="ONNX file to write")
     p.add_argument("--format", choices=("onnx", "onnx-int8"), default="onnx", help="(default: onnx)")
@@ -73,8 +75,30 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     return p
 
 
+def _export_detector(args: argparse.Namespace, model: torch.nn.Module) -> int:
+    if args.format != "onnx":
+        raise ConfigError(f"--format {args.format}: detectors export as fp32 ONNX only (--format onnx)")
+    size = tuple(args.input or DETECTOR_EXAMPLE_SIZE)
+    export_detector_onnx(model, args.out, size, opset=max(args.opset, 17), metadata={"hrnet.source": args.source})
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB, one image of any size per call)")
+    if args.check:
+        image = torch.rand(3, *size, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            reference = model([image])
+        try:
+            parity = compare_outputs(reference, OnnxRunner(args.out)([image]), PATHS["onnxruntime"].tolerance)
+        except ValueError as e:  # a different number of detections
+            print(f"ONNX Runtime vs PyTorch on a random image: FAILED ({e})")
+            return 1
+        print(f"ONNX Runtime vs PyTorch on a random image: {parity}")
+        return 0 if parity.ok else 1
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     model = model_from_source(args)
+    if is_detector(model):
+        return _export_detector(args, model)
     size = _input_size(args, model)
     example = example_input(model, size)
     metadata = {"hrnet.source": args.source, "hrnet.input_size": json.dumps(list(size))}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -98,7 +99,14 @@ def export_detector_onnx(model: nn.Module, path: str | os.PathLike, image_size: 
     with torch.no_grad():
         names = list(model([image])[0])
     structure = {"kind": "detections", "names": names}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # the tracer's notes on torchvision's (and the input checks') Python-side shape logic, and the
+        # notice that this exporter is the legacy one: both expected here
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
         torch.onnx.export(model, ([image],), Path(tmp) / "model.onnx", dynamo=False, opset_version=opset,
                           input_names=["image"], output_names=names, verbose=False,
                           dynamic_axes={"image": {1: "height", 2: "width"}})
