@@ -1,4 +1,5 @@
-"""``hrnet info``: parameters and GFLOPs of a preset (paper convention), or the whole model zoo."""
+"""``hrnet info``: parameters and GFLOPs of a preset (paper convention), the whole model zoo, or the
+detectors beside the paper's Table 7."""
 
 from __future__ import annotations
 
@@ -9,8 +10,20 @@ from typing import Any
 import torch
 import yaml
 
+from ..errors import ConfigError
 from ..models.complexity import complexity, matches_printed
 from ..models.registry import PRESETS, build_model, get_preset
+from ..tasks.detection.models import (
+    PAPER_TABLE7,
+    TABLE7_INPUT,
+    ParamsRow,
+    build_detector,
+    format_params_table,
+    list_detectors,
+    paper_params_table,
+    split_detector_name,
+    trainable_params,
+)
 
 # The paper's ablation variants with their own complexity (Sec. 4.5), shown by ``--all``.
 ABLATION_ROWS = [
@@ -70,11 +83,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                               description="Print parameters and GFLOPs (multiply-adds of conv and linear layers "
                                           "/ 1024^3, the HRNet papers' convention) of a preset, or with --all the "
                                           "model-zoo table beside the paper's figures.")
-    p.add_argument("name", nargs="?", help="preset name (see --list)")
+    p.add_argument("name", nargs="?", help="preset name (see --list), or a detector such as faster_rcnn_hrnetv2p_w18")
     p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
     p.add_argument("--set", dest="options", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
                    help="model option, e.g. --set resolution=all_from_start (repeatable)")
     p.add_argument("--all", action="store_true", help="the model-zoo table with the paper's figures")
+    p.add_argument("--detectors", action="store_true",
+                   help="the detectors' parameters beside the paper's Table 7 (800x1200 input)")
     p.add_argument("--list", action="store_true", help="list preset names")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -84,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         for name, preset in sorted(PRESETS.items()):
             print(f"{name:28s} {preset.description}")
+        print(f"detectors (hrnet info NAME, --detectors): {', '.join(list_detectors())}")
         return 0
     if args.all:
         rows = zoo_rows()
@@ -95,8 +111,12 @@ def run(args: argparse.Namespace) -> int:
             print("\nAblation variants (paper Sec. 4.5):\n")
             print(markdown_table(ablations))
         return 0
+    if args.detectors:
+        return _print_detectors(paper_params_table(), args.json)
     if not args.name:
-        raise SystemExit("hrnet info: give a preset name, --all or --list")
+        raise SystemExit("hrnet info: give a preset name, --all, --detectors or --list")
+    if args.name in list_detectors():
+        return _print_detector(args.name, dict(args.options), args.json)
     preset = get_preset(args.name)
     sizes = [tuple(args.input)] if args.input else [f.input_size for f in preset.paper] or [preset.input_size]
     rows = [measure(args.name, size, **dict(args.options)) for size in sizes]
@@ -114,4 +134,45 @@ def run(args: argparse.Namespace) -> int:
         opts = "".join(f" {k}={v}" for k, v in row["overrides"].items())
         print(f"{row['name']}{opts} @ {row['input'][0]}x{row['input'][1]}: {row['params_m']:.2f}M params, "
               f"{row['gflops']:.2f} GFLOPs{paper}")
+    return 0
+
+
+def _detector_row(row: ParamsRow) -> dict[str, Any]:
+    return {"name": f"{row.arch}_{row.backbone}", "params": row.params, "params_m": round(row.params / 1e6, 2),
+            "params_mib": round(row.params / 2**20, 2), "paper_params": row.paper,
+            "paper_unit": "2^20" if row.unit == 2**20 else "10^6", "input": [800, 1200],
+            "backbone_gflops": round(row.backbone_gflops, 2), "note": row.note}
+
+
+def _print_detectors(rows: list[ParamsRow], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([_detector_row(row) for row in rows], indent=1))
+    else:
+        print("Detectors beside the paper's Table 7 (COCO, 80 categories, backbone BN frozen; "
+              "trainable parameters):\n")
+        print(format_params_table(rows))
+    return 0
+
+
+def _print_detector(name: str, options: dict[str, Any], as_json: bool) -> int:
+    """One detector preset: beside its Table 7 row when it has one (and no options change it)."""
+    arch, backbone = split_detector_name(name)
+    try:
+        with torch.device("meta"):
+            model = build_detector(arch, backbone, **options)
+    except TypeError as e:
+        raise ConfigError(f"hrnet info {name}: {e}") from None
+    params = trainable_params(model)
+    gflops = complexity(model.backbone, TABLE7_INPUT).gflops
+    paper = next((row for row in PAPER_TABLE7 if row[:2] == (arch, backbone)), None)
+    if paper and not options:
+        return _print_detectors([ParamsRow(arch, backbone, paper[2], params, paper[3], gflops)], as_json)
+    if as_json:
+        print(json.dumps({"name": name, "overrides": options, "params": params, "params_m": round(params / 1e6, 2),
+                          "params_mib": round(params / 2**20, 2), "input": [800, 1200],
+                          "backbone_gflops": round(gflops, 2)}, indent=1))
+    else:
+        opts = "".join(f" {k}={v}" for k, v in options.items())
+        print(f"{name}{opts}: {params / 1e6:.2f}M params (= {params / 2**20:.2f} x 2^20), backbone + pyramid "
+              f"{gflops:.2f} GFLOPs @ 800x1200 (no row of the paper's Table 7)")
     return 0

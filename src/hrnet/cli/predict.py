@@ -1,11 +1,22 @@
-"""``hrnet predict CONFIG --weights W INPUTS... --out DIR``: run a trained model on your own files."""
+"""``hrnet predict CONFIG --weights W INPUTS... --out DIR``: run a trained model on your own files.
+
+For top-down pose, ``--detector`` names a detection config or preset whose person detections become the
+person boxes: they are written to ``DIR/person_boxes.json`` (a box file) and the pose task reads them
+from there, as it would a box file given with ``--option boxes=FILE``.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..engine.build import resolve_device
+from ..engine.config import ExperimentConfig
 from ..engine.inference import predict
+from ..errors import ConfigError
+from ..io import write_json
+from ..tasks.pose.inference import detected_box_records
+from ..tasks.pose.task import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .common import add_config_arguments, load_experiment, parse_key_value
 
 
@@ -31,11 +42,66 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="KEY=VALUE",
         help="task-specific prediction option, e.g. --option boxes=dets.json (repeatable)",
     )
+    detector = parser.add_argument_group("person detector (pose configs)")
+    detector.add_argument(
+        "--detector",
+        metavar="CONFIG_OR_PRESET",
+        help="detection config (YAML) or detector preset (e.g. faster_rcnn_hrnetv2p_w32, COCO) whose person "
+        "boxes the pose model runs on; without it: --option boxes=FILE, or the whole image",
+    )
+    detector.add_argument("--detector-weights", type=Path, metavar="W", help="the detector's weights (required)")
+    detector.add_argument(
+        "--detector-threshold", type=float, default=0.5, metavar="S", help="keep persons scoring >= S (0.5)"
+    )
     parser.set_defaults(run=run, prog=parser.prog)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    written = predict(load_experiment(args), args.weights, args.inputs, args.out, **dict(args.options))
+    cfg = load_experiment(args)
+    options = dict(args.options)
+    if args.detector is None:
+        if args.detector_weights is not None:
+            raise ConfigError("--detector-weights needs --detector (the detection config or preset they belong to)")
+        written = predict(cfg, args.weights, args.inputs, args.out, **options)
+    else:
+        if "boxes" in options:
+            raise ConfigError("give the person boxes either with --detector or with --option boxes=FILE, not both")
+        boxes_file = write_detector_boxes(cfg, args)
+        written = [boxes_file, *predict(cfg, args.weights, args.inputs, args.out, boxes=str(boxes_file), **options)]
     print(f"Wrote {len(written)} file(s) to {args.out}")
     return 0
+
+
+def write_detector_boxes(cfg: ExperimentConfig, args: argparse.Namespace) -> Path:
+    """Run ``--detector`` on the image inputs of a pose config and write its person boxes to
+    ``<out>/person_boxes.json``; returns that file."""
+    from ..tasks.detection.person import load_person_detector  # torchvision's detectors: only when asked for
+
+    if cfg.task != "pose":
+        raise ConfigError(f"--detector finds persons for top-down pose, but {str(args.config)!r} is a "
+                          f"{cfg.task!r} config")
+    if args.detector_weights is None:
+        raise ConfigError(f"--detector {args.detector} needs --detector-weights (a detector without trained "
+                          "weights finds no persons)")
+    images = image_inputs(args.inputs)
+    detector = load_person_detector(args.detector, args.detector_weights, args.detector_threshold,
+                                    resolve_device(cfg.device))
+    boxes_file = Path(args.out) / "person_boxes.json"
+    write_json(boxes_file, detected_box_records(detector, images), indent=1)
+    return boxes_file
+
+
+def image_inputs(inputs: list[str]) -> list[Path]:
+    """The image files among ``inputs`` (folders searched, sorted), in the order the pose task reads them;
+    ``ConfigError`` for a video or webcam, whose frames ``--detector`` does not reach."""
+    images: list[Path] = []
+    for item in map(Path, inputs):
+        if str(item).startswith("webcam") or item.suffix.lower() in VIDEO_SUFFIXES:
+            raise ConfigError(f"--detector runs on images; {str(item)!r} is a video (give its frames as images, "
+                              "or leave out --detector to pose the whole frame)")
+        if item.is_dir():
+            images.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif item.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(item)
+    return images

@@ -1,7 +1,7 @@
 """Object detection and instance segmentation: HRNetV2p in torchvision's Faster/Mask R-CNN, FCOS, RetinaNet.
 
-Importing the task module registers ``task: detection`` with the engine. ``detect_people`` is the
-person detector of the top-down pose pipeline.
+Importing the task module registers ``task: detection`` with the engine. ``detect_people`` and
+:class:`PersonDetector` (:func:`load_person_detector`) are the person detector of the top-down pose pipeline.
 """
 
 from .data import CategoryMap, CocoDetection, collate_detection, eval_transforms, train_transforms
@@ -15,6 +15,7 @@ from .models import (
     list_detectors,
     paper_params_table,
 )
+from .person import PersonDetector, load_person_detector, person_label
 from .task import DetectionDataConfig, DetectionTask
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "detect",
     "detect_people",
     "draw_detections",
+    "PersonDetector",
+    "person_label",
+    "load_person_detector",
     "DetectionDataConfig",
     "DetectionTask",
 ]

@@ -18,6 +18,7 @@ label 0 that is never a positive).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,13 @@ import torch
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from ...errors import ConfigError, did_you_mean
 from ...models import build_model
+from ...models.complexity import complexity
 
 __all__ = [
     "Architecture",
@@ -46,6 +49,7 @@ __all__ = [
     "fcos_anchor_generator",
     "roi_align",
     "PAPER_TABLE7",
+    "TABLE7_NOTES",
     "ParamsRow",
     "trainable_params",
     "paper_params_table",
@@ -151,15 +155,27 @@ def _retinanet(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Modu
 @dataclass(frozen=True)
 class Architecture:
     build: Callable[..., nn.Module]
+    #: the torchvision class ``build`` makes, whose constructor takes the detector ``options``
+    detector_class: type[nn.Module]
     one_stage: bool
     predicts_masks: bool
 
+    def option_names(self) -> set[str]:
+        """The constructor options of ``detector_class`` and its bases (torchvision's detectors swallow
+        unknown keywords, so a misspelt option would otherwise be ignored without a word)."""
+        names = set()
+        for cls in self.detector_class.__mro__:
+            if cls in (GeneralizedRCNN, nn.Module):  # built by the subclasses, not options
+                break
+            names.update(inspect.signature(cls.__init__).parameters)
+        return names - {"self", "kwargs", "backbone", "num_classes"}
+
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "faster_rcnn": Architecture(_faster_rcnn, one_stage=False, predicts_masks=False),
-    "mask_rcnn": Architecture(_mask_rcnn, one_stage=False, predicts_masks=True),
-    "fcos": Architecture(_fcos, one_stage=True, predicts_masks=False),
-    "retinanet": Architecture(_retinanet, one_stage=True, predicts_masks=False),
+    "faster_rcnn": Architecture(_faster_rcnn, FasterRCNN, one_stage=False, predicts_masks=False),
+    "mask_rcnn": Architecture(_mask_rcnn, MaskRCNN, one_stage=False, predicts_masks=True),
+    "fcos": Architecture(_fcos, FCOS, one_stage=True, predicts_masks=False),
+    "retinanet": Architecture(_retinanet, RetinaNet, one_stage=True, predicts_masks=False),
 }
 
 
@@ -196,6 +212,11 @@ def build_detector(arch: str, backbone: str | nn.Module = "hrnetv2p_w18", num_cl
     if num_classes < 1:
         raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
     spec = ARCHITECTURES[arch]
+    unknown = sorted(set(options) - spec.option_names())
+    if unknown:
+        known = spec.option_names() | {"num_classes", "frozen_bn", "backbone_overrides"}
+        hints = "".join(did_you_mean(name, known) for name in unknown)
+        raise ConfigError(f"unknown option(s) {unknown} of torchvision's {spec.detector_class.__name__}.{hints}")
     body = _backbone(backbone, spec.one_stage, frozen_bn, dict(backbone_overrides or {}))
     model = spec.build(body, num_classes + 1, min_size=min_size, max_size=max_size, **options)
     model.arch = arch
@@ -220,15 +241,29 @@ PAPER_TABLE7: tuple[tuple[str, str, float, int], ...] = (
 )
 
 
+#: why each framework's count differs from (or equals) the paper's, one line per Table 7 row
+TABLE7_NOTES: dict[str, str] = {
+    "faster_rcnn": "the paper divides by 2^20: its Table 19 (26.18 / 45.04 / 79.42) is our count / 2^20",
+    "mask_rcnn": "in 10^6; the mask head (4 convs, deconv, 1x1: 2.64M) is the same as mmdetection's",
+    "fcos": "in 10^6; counting the backbone's BN (trained in HRNet-FCOS, frozen here) gives 17.50 / 37.30; "
+            "torchvision's head has no per-level Scale (5) and one label-0 logit more (2,305)",
+}
+
+#: the padded input the backbone sees for an 800x1200 image (torchvision pads batches to multiples of 32)
+TABLE7_INPUT = (800, 1216)
+
+
 @dataclass(frozen=True)
 class ParamsRow:
-    """One Table 7 row beside our count (COCO's 80 categories, BN frozen as in the paper)."""
+    """One Table 7 row beside our count (COCO's 80 categories, BN frozen as in the paper) and the
+    GFLOPs of our backbone + pyramid at 800x1200 (the heads' cost depends on the proposals)."""
 
     arch: str
     backbone: str
     paper: float
     params: int
     unit: int
+    backbone_gflops: float
 
     @property
     def ours(self) -> float:
@@ -239,6 +274,11 @@ class ParamsRow:
     def relative_difference(self) -> float:
         return self.ours / self.paper - 1
 
+    @property
+    def note(self) -> str:
+        """Why our count reads as it does beside the paper's."""
+        return TABLE7_NOTES[self.arch]
+
 
 def trainable_params(model: nn.Module) -> int:
     """Parameters the optimizer updates (frozen BN statistics and affine terms are buffers)."""
@@ -247,21 +287,29 @@ def trainable_params(model: nn.Module) -> int:
 
 def paper_params_table() -> list[ParamsRow]:
     """Our detectors' parameter counts beside the paper's Table 7 rows (built on the meta device: no
-    memory, no weights; parameters do not depend on the 800x1200 input)."""
+    memory, no weights; parameters do not depend on the 800x1200 input), with the backbone + pyramid
+    GFLOPs (multiply-adds / 1024^3, :func:`hrnet.models.complexity.complexity`) on the padded 800x1216."""
     rows = []
     for arch, backbone, paper, unit in PAPER_TABLE7:
         with torch.device("meta"):
             model = build_detector(arch, backbone, num_classes=80)
-        rows.append(ParamsRow(arch, backbone, paper, trainable_params(model), unit))
+        gflops = complexity(model.backbone, TABLE7_INPUT).gflops
+        rows.append(ParamsRow(arch, backbone, paper, trainable_params(model), unit, gflops))
     return rows
 
 
 def format_params_table(rows: list[ParamsRow]) -> str:
-    """A plain-text table of :func:`paper_params_table` for ``hrnet info``."""
-    lines = [f"{'detector':<30} {'paper (M)':>9} {'ours (M)':>9} {'diff':>7}  unit",
-             "-" * 66]
+    """A plain-text table of :func:`paper_params_table` for ``hrnet info --detectors``: the paper's figure
+    and unit, our count in 10^6 and in 2^20 parameters, the difference in the paper's unit, the backbone +
+    pyramid GFLOPs, and under each row why the figures compare as they do."""
+    header = (f"{'detector':<26} {'paper (M)':>9} {'unit':>5} {'ours 10^6':>9} {'ours 2^20':>9} {'diff':>6} "
+              f"{'GFLOPs':>7}")
+    lines = [header, "-" * len(header)]
     for row in rows:
         unit = "2^20" if row.unit == 2**20 else "10^6"
-        lines.append(f"{row.arch + '_' + row.backbone:<30} {row.paper:>9.1f} {row.ours:>9.2f} "
-                     f"{100 * row.relative_difference:>+6.1f}%  {unit} (= {row.params / 1e6:.2f} x 10^6)")
+        lines.append(f"{row.arch + '_' + row.backbone:<26} {row.paper:>9.1f} {unit:>5} {row.params / 1e6:>9.2f} "
+                     f"{row.params / 2**20:>9.2f} {100 * row.relative_difference:>+5.1f}% "
+                     f"{row.backbone_gflops:>7.1f}")
+        lines.append(f"    {row.note}")
+    lines.append("GFLOPs: backbone + pyramid on an 800x1200 image (padded to 800x1216), multiply-adds / 1024^3.")
     return "\n".join(lines)

@@ -22,7 +22,15 @@ from ...engine.distributed import all_gather_object, broadcast_object, is_main_p
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
 from ...io import atomic_write, write_json
-from .data import CocoDetection, collate_detection, eval_transforms, load_coco, read_image, train_transforms
+from .data import (
+    CategoryMap,
+    CocoDetection,
+    collate_detection,
+    eval_transforms,
+    load_coco,
+    read_image,
+    train_transforms,
+)
 from .evaluation import detections_to_coco, evaluate_coco, write_results
 from .inference import detect, draw_detections
 from .models import ARCHITECTURES, build_detector, split_detector_name
@@ -86,7 +94,7 @@ class DetectionTask(Task):
         try:
             return build_detector(self.arch, self.backbone, self.num_classes, min_size=data.min_size,
                                   max_size=data.max_size, backbone_overrides=backbone_overrides, **options)
-        except TypeError as e:
+        except (TypeError, ConfigError) as e:
             raise ConfigError(f"model.overrides of {self.cfg.model.name!r}: {e}") from None
 
     def build_dataset(self, split: str) -> CocoDetection:
@@ -150,14 +158,20 @@ class DetectionTask(Task):
 
     # ---------------------------------------------------------------------------------------- predict
 
+    def annotation_file(self) -> Path | None:
+        """The config's val (or else train) annotation file, when one exists."""
+        data = self.cfg.data
+        return next((data.root / ann for ann in (data.val_ann, data.train_ann) if (data.root / ann).is_file()), None)
+
+    def category_map(self) -> CategoryMap | None:
+        """Category ids <-> labels 1..K of the model, from :meth:`annotation_file` when one exists."""
+        ann_file = self.annotation_file()
+        return CategoryMap.from_categories(load_coco(ann_file).dataset["categories"]) if ann_file else None
+
     def category_names(self) -> list[str] | None:
         """Names of labels 1..K from the config's val (or train) annotation file, when one exists."""
-        data = self.cfg.data
-        for ann in (data.val_ann, data.train_ann):
-            if (data.root / ann).is_file():
-                coco = load_coco(data.root / ann)
-                return [c["name"] for c in sorted(coco.dataset["categories"], key=lambda c: c["id"])]
-        return None
+        categories = self.category_map()
+        return list(categories.names) if categories else None
 
     def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
         """Detect objects in images (files or folders of them): writes ``<stem>.png`` with boxes, labels,

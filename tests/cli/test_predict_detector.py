@@ -1,0 +1,193 @@
+"""``hrnet predict POSE_CONFIG --detector DET`` runs a trained detector and poses the persons it finds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hrnet.cli.main import main
+from hrnet.engine.build import build_task
+from hrnet.engine.checkpoint import save_checkpoint
+from hrnet.engine.config import load_config
+from hrnet.errors import ConfigError
+from hrnet.tasks.detection import person
+from hrnet.tasks.detection.data import CategoryMap
+from hrnet.tasks.detection.person import PersonDetector, load_person_detector, person_label
+from hrnet.tasks.pose.datasets import read_image
+
+IMAGES = ("000000000785.jpg", "000000000802.jpg")
+#: a one-category (person) detection dataset: every detection of its model is a person
+PERSON_ONLY = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_yaml(path: Path, tree: dict) -> Path:
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def save_random_weights(config: Path, path: Path) -> Path:
+    """A randomly initialised model of ``config`` saved as a training checkpoint."""
+    torch.manual_seed(0)
+    cfg = load_config(config)
+    save_checkpoint(path, {"model": build_task(cfg).build_model().state_dict()})
+    return path
+
+
+@pytest.fixture()
+def pose_config(shared_data: Path, tmp_path: Path) -> tuple[Path, Path]:
+    config = write_yaml(tmp_path / "pose.yaml", {
+        "task": "pose",
+        "model": {"name": "pose_hrnet_w32",
+                  "overrides": {"width": 4, "blocks": 1, "modules": [1, 1, 1], "stage1_blocks": 1}},
+        "data": {"root": str(shared_data / "coco_keypoints"), "input_size": [64, 96]},
+        "eval": {"batch_size": 16},
+        "output_dir": str(tmp_path / "pose_run"),
+        "device": "cpu",
+    })
+    return config, save_random_weights(config, tmp_path / "pose.pt")
+
+
+def detector_config(tmp_path: Path, num_classes: int = 80, annotation: dict | None = None) -> Path:
+    """A tiny Faster R-CNN that keeps every detection (score threshold 0), at most 4 per image."""
+    root = tmp_path / "det_data"
+    if annotation is not None:
+        (root / "annotations").mkdir(parents=True)
+        (root / "annotations" / "val.json").write_text(json.dumps(annotation))
+    return write_yaml(tmp_path / "detector.yaml", {
+        "task": "detection",
+        "model": {"name": "faster_rcnn_hrnetv2p_w18",
+                  "overrides": {"num_classes": num_classes, "frozen_bn": False, "box_score_thresh": 0.0,
+                                "box_detections_per_img": 4,
+                                "backbone": {"width": 4, "blocks": 1, "modules": [1, 1, 1], "stage1_blocks": 1,
+                                             "out_channels": 16}}},
+        "data": {"root": str(root), "val_ann": "annotations/val.json", "min_size": 64, "max_size": 96},
+        "output_dir": str(tmp_path / "det_run"),
+        "device": "cpu",
+    })
+
+
+def test_predict_poses_the_persons_the_detector_finds(shared_data, pose_config, tmp_path):
+    pose_yaml, pose_weights = pose_config
+    det_yaml = detector_config(tmp_path, num_classes=1, annotation=PERSON_ONLY)
+    det_weights = save_random_weights(det_yaml, tmp_path / "detector.pt")
+    images = [shared_data / "coco_keypoints" / "val2017" / name for name in IMAGES]
+    out = tmp_path / "out"
+    code = main(["predict", str(pose_yaml), "--weights", str(pose_weights), *map(str, images), "--out", str(out),
+                 "--detector", str(det_yaml), "--detector-weights", str(det_weights), "--detector-threshold", "0",
+                 "--option", "overlays=false"])
+    assert code == 0
+
+    # the boxes file holds what the detector finds, converted to xywh
+    detector = load_person_detector(det_yaml, det_weights, score_threshold=0.0)
+    boxes_file = json.loads((out / "person_boxes.json").read_text())
+    for name, path in zip(IMAGES, images, strict=True):
+        boxes, scores = detector(read_image(path))
+        written = [entry for entry in boxes_file if entry["image"] == name]
+        assert len(written) == len(boxes) > 0
+        np.testing.assert_allclose([entry["bbox"] for entry in written], boxes, rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose([entry["score"] for entry in written], scores, rtol=1e-6)
+        assert all(entry["category_id"] == 1 for entry in written)
+
+    # and the poses are of those boxes (OKS-NMS may drop some)
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert predictions
+    for record in predictions:
+        candidates = [entry["bbox"] for entry in boxes_file if entry["image"] == record["image"]]
+        assert any(np.allclose(record["box"], box, atol=1e-4) for box in candidates)
+
+
+def test_detector_boxes_reach_the_pose_model(shared_data, pose_config, tmp_path, monkeypatch):
+    """A stand-in detector with one known box per image: every pose is of that box, and the detector ran
+    once per image (folders expanded)."""
+    pose_yaml, pose_weights = pose_config
+    calls = []
+
+    class KnownBox(PersonDetector):
+        def __call__(self, image):
+            calls.append(image.shape)
+            return np.array([[280.0, 40, 160, 340]]), np.array([0.8])
+
+    monkeypatch.setattr(person, "PersonDetector", KnownBox)
+    det_yaml = detector_config(tmp_path)
+    det_weights = save_random_weights(det_yaml, tmp_path / "detector.pt")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in IMAGES:
+        (folder / name).symlink_to(shared_data / "coco_keypoints" / "val2017" / name)
+    out = tmp_path / "out"
+    assert main(["predict", str(pose_yaml), "--weights", str(pose_weights), str(folder), "--out", str(out),
+                 "--detector", str(det_yaml), "--detector-weights", str(det_weights)]) == 0
+    assert len(calls) == len(IMAGES)
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert sorted(r["image"] for r in predictions) == sorted(IMAGES)
+    assert all(r["box"] == [280, 40, 160, 340] and r["box_score"] == 0.8 for r in predictions)
+    assert (out / "000000000785_pose.png").is_file()
+
+
+def test_person_detector_converts_xyxy_to_xywh():
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, images):
+            return [{"boxes": torch.tensor([[10.0, 20, 50, 100], [0, 0, 5, 5]]), "labels": torch.tensor([3, 2]),
+                     "scores": torch.tensor([0.9, 0.95])} for _ in images]
+
+    boxes, scores = PersonDetector(Fixed(), person_label=3, score_threshold=0.5)(np.zeros((120, 80, 3), np.uint8))
+    assert boxes.tolist() == [[10, 20, 40, 80]] and scores.tolist() == pytest.approx([0.9])
+    assert boxes.dtype == np.float64
+
+
+def test_person_label_follows_the_category_map():
+    categories = CategoryMap.from_categories([{"id": 1, "name": "person"}, {"id": 0, "name": "background-ish"}])
+    assert person_label(categories, 2, "x") == 2  # ids sorted: 0 -> label 1, 1 (person) -> label 2
+    assert person_label(None, 80, "x") == 1  # no annotation file: a COCO model
+    with pytest.raises(ConfigError, match="cannot tell which of its 4 labels"):
+        person_label(None, 4, "x")
+    with pytest.raises(ConfigError, match=r"no person class .* 2 \(car\), 3 \(bus\)"):
+        person_label(CategoryMap.from_categories([{"id": 3, "name": "bus"}, {"id": 2, "name": "car"}]), 2, "x")
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_detector_errors_name_the_problem(shared_data, pose_config, tmp_path, capsys):
+    pose_yaml, pose_weights = pose_config
+    image = str(shared_data / "coco_keypoints" / "val2017" / IMAGES[0])
+    det_yaml = detector_config(tmp_path)
+    base = ["predict", str(pose_yaml), "--weights", str(pose_weights), image, "--out", str(tmp_path / "out")]
+    det = ["--detector", str(det_yaml), "--detector-weights", str(tmp_path / "detector.pt")]
+
+    code, err = run_cli(["predict", str(det_yaml), "--weights", "w.pt", image, "--out", str(tmp_path), *det], capsys)
+    assert code == 2 and "is a 'detection' config" in err
+    code, err = run_cli([*base, "--detector", str(det_yaml)], capsys)
+    assert code == 2 and "needs --detector-weights" in err
+    code, err = run_cli([*base, *det, "--option", "boxes=b.json"], capsys)
+    assert code == 2 and "not both" in err
+    code, err = run_cli([*base, "--detector", str(pose_yaml), "--detector-weights", "w.pt"], capsys)
+    assert code == 2 and "is a 'pose' config, not a detection one" in err
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    code, err = run_cli([*base[:4], str(video), *base[5:], *det], capsys)
+    assert code == 2 and "clip.mp4" in err and "video" in err
+
+    no_person = detector_config(tmp_path, num_classes=1, annotation={
+        "images": [], "annotations": [], "categories": [{"id": 2, "name": "bicycle"}]})
+    code, err = run_cli([*base, "--detector", str(no_person), "--detector-weights", "w.pt"], capsys)
+    assert code == 2 and "no person class" in err and "2 (bicycle)" in err
