@@ -69,7 +69,9 @@ def test_dark_and_udp_targets_peak_at_the_exact_subpixel_location():
     joints = np.array([[81.3, 126.7]])
     dark, _ = DARKHeatmap((192, 256), (48, 64), 2.0).encode(joints, np.ones(1))
     ys, xs = np.mgrid[0:64, 0:48]
-    np.testing.assert_allclose(dark[0], np.exp(-((xs - 81.3 / 4) ** 2 + (ys - 126.7 / 4) ** 2) / 8), atol=1e-6)
+    # DarkPose's heatmap matrix: input pixel centres 0..191 -> 0..47, one zoom 47/191 (the width's) for both axes
+    dx, dy = (81.3 - 95.5) * 47 / 191 + 23.5, (126.7 - 127.5) * 47 / 191 + 31.5
+    np.testing.assert_allclose(dark[0], np.exp(-((xs - dx) ** 2 + (ys - dy) ** 2) / 8), atol=1e-6)
     udp, _ = UDPHeatmap((192, 256), (48, 64), 2.0).encode(joints, np.ones(1))
     mx, my = 81.3 * 47 / 191, 126.7 * 63 / 255  # stride (input - 1) / (heatmap - 1)
     window = (np.abs(xs - round(mx)) <= 6) & (np.abs(ys - round(my)) <= 6)
@@ -109,8 +111,11 @@ def test_dark_and_udp_round_trips_are_subpixel(codec_cls, tol):
     joints = _interior_joints(rng, 100)
     target, _ = codec.encode(joints, np.ones(len(joints)))
     coords, _ = codec.decode_heatmap_coords(target[None])
-    stride = np.array([4.0, 4.0]) if codec_cls is DARKHeatmap else np.array([191 / 47, 255 / 63])
-    assert np.abs(coords[0] - joints / stride).max() < tol
+    if codec_cls is DARKHeatmap:
+        expected = (joints - [95.5, 127.5]) * 47 / 191 + [23.5, 31.5]
+    else:
+        expected = joints / np.array([191 / 47, 255 / 63])
+    assert np.abs(coords[0] - expected).max() < tol
 
 
 @pytest.mark.parametrize("codec_cls", CODECS)
@@ -145,9 +150,10 @@ def test_crop_and_keypoint_maps_agree(codec_cls, rot):
     assert np.abs(np.array([x, y]) - expected).max() <= 1.0
 
 
-def test_udp_flip_is_exact_without_shift():
+@pytest.mark.parametrize("codec_cls", [DARKHeatmap, UDPHeatmap])
+def test_pixel_centre_codecs_flip_exactly_without_shift(codec_cls):
     rng = np.random.default_rng(3)
-    codec = UDPHeatmap((192, 256), (48, 64), 2.0)
+    codec = codec_cls((192, 256), (48, 64), 2.0)
     width = 640
     center, scale = np.array([300.0, 200.0]), np.array([1.0, 1.333])
     joints = center + rng.uniform(-60, 60, (17, 2))
@@ -190,4 +196,21 @@ def test_build_codec_by_name_and_unknown_names():
     assert build_codec("msra", (192, 256), (48, 64)).aspect_ratio == 0.75
     with pytest.raises(ConfigError, match="dark"):
         build_codec("drak", (192, 256), (48, 64))
-    assert [c.flip_shift for c in (MSRAHeatmap, DARKHeatmap, UDPHeatmap)] == [True, True, False]
+    assert [c.flip_shift for c in (MSRAHeatmap, DARKHeatmap, UDPHeatmap)] == [True, False, False]
+
+
+def test_dark_geometry_follows_darkpose_pixel_centres():
+    """DarkPose: boxes centre on ``x + (w - 1) / 2``; ``scale * 200 - 1`` image pixels span ``size - 1``."""
+    codec = DARKHeatmap((192, 256), (48, 64), 2.0)
+    center, scale = codec.box_to_center_scale([10.0, 20.0, 30.0, 80.0])
+    np.testing.assert_allclose(center, [10 + 29 / 2, 20 + 79 / 2])
+    np.testing.assert_allclose(scale, [60 * 1.25 / 200, 80 * 1.25 / 200], rtol=1e-6)
+    np.testing.assert_allclose(MSRAHeatmap().box_to_center_scale([10.0, 20.0, 30.0, 80.0])[0], [25, 60])
+    center, scale = np.array([300.0, 200.0]), np.array([1.0, 4 / 3])
+    span = 200.0 - 1  # image pixels between the first and the last crop pixel centre
+    corners = center + np.array([[-span / 2, -span * 255 / 191 / 2], [span / 2, span * 255 / 191 / 2]])
+    crop = codec.input_keypoints(corners, np.ones(2), center, scale)
+    np.testing.assert_allclose(crop[:, :2], [[0, 0], [191, 255]], atol=1e-3)
+    half_h = 47 * 255 / 191 / 2  # the heatmap's y zoom is the width's too, so its rows span 62.87, not 63
+    image = codec.heatmap_to_image(np.array([[0.0, 31.5 - half_h], [47.0, 31.5 + half_h]]), center, scale, (48, 64))
+    np.testing.assert_allclose(image, corners, atol=1e-3)

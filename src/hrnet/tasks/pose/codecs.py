@@ -12,9 +12,9 @@ Three codecs are provided:
 
 * :class:`MSRAHeatmap` — the official HRNet/SimpleBaseline recipe: Gaussian centred on the *rounded*
   heatmap pixel, argmax + quarter-pixel offset decoding.
-* :class:`DARKHeatmap` — DARK (Zhang et al., CVPR 2020, official ``DarkPose`` code): sub-pixel Gaussian
-  targets; decoding blurs the heatmap, takes its log and refines the argmax by one Newton step (Taylor
-  expansion to second order).
+* :class:`DARKHeatmap` — DARK (Zhang et al., CVPR 2020, official ``DarkPose`` code): ``size - 1`` crop
+  geometry, sub-pixel Gaussian targets; decoding blurs the heatmap, takes its log and refines the argmax
+  by one Newton step (Taylor expansion to second order).
 * :class:`UDPHeatmap` — UDP (Huang et al., CVPR 2020, official ``UDP-Pose`` code): the image-to-input and
   input-to-heatmap maps use ``size - 1`` (pixel centres, not pixel edges), so flipping is exact and needs no
   heatmap shift; sub-pixel targets and a Newton-step refinement at decoding.
@@ -35,12 +35,13 @@ import numpy as np
 import torch
 
 from ...errors import ConfigError, did_you_mean
-from .transforms import PIXEL_STD, affine_transform, get_affine_transform, transform_preds
+from .transforms import PIXEL_STD, affine_transform, box_to_center_scale, get_affine_transform, transform_preds
 
 __all__ = [
     "get_max_preds",
     "quarter_offset_refine",
     "dark_refine",
+    "dark_affine_transform",
     "udp_refine",
     "HeatmapCodec",
     "MSRAHeatmap",
@@ -259,6 +260,10 @@ class HeatmapCodec(ABC):
         """Input width / height: the aspect every person box is grown to."""
         return float(self.input_size[0]) / float(self.input_size[1])
 
+    def box_to_center_scale(self, box: Sequence[float], padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+        """A person box ``[x, y, w, h]`` -> ``(center, scale)`` for this codec's crop (official ``_xywh2cs``)."""
+        return box_to_center_scale(box, self.aspect_ratio, padding)
+
     def crop_matrix(self, center: Sequence[float], scale: Sequence[float], rot: float = 0.0) -> np.ndarray:
         """The 2x3 image -> input matrix (official ``get_affine_transform`` to ``input_size``)."""
         return get_affine_transform(center, scale, rot, self.input_size)
@@ -374,19 +379,37 @@ class MSRAHeatmap(HeatmapCodec):
         return transform_preds(coords, center, scale, heatmap_size)[..., :2]
 
 
+def dark_affine_transform(
+    center: Sequence[float], scale: Sequence[float] | float, rot: float, output_size: Sequence[float], inv: bool = False
+) -> np.ndarray:
+    """DarkPose's ``get_affine_transform``: the official matrix in pixel-centre geometry.
+
+    The ``scale * 200 - 1`` pixel span around ``center`` maps onto ``output_size - 1`` (width sets the zoom)
+    and ``center`` onto ``(output_size - 1) / 2``, so the first and last pixel centres of the crop, the
+    heatmap and the person region line up and a horizontal flip is exact. ``inv=True`` gives output ->
+    image. Same float32 point triples and ``cv2.getAffineTransform`` as upstream.
+    """
+    span = np.asarray(scale, dtype=np.float64) * PIXEL_STD - 1.0
+    size = np.asarray(output_size, dtype=np.float64) - 1.0
+    return get_affine_transform(center, span, rot, size, inv=inv, pixel_std=1.0)
+
+
 class DARKHeatmap(MSRAHeatmap):
     """DARK (official ``DarkPose``): unbiased sub-pixel Gaussian targets + distribution-aware decoding.
 
-    Encoding: the peak sits at the exact ``x / stride`` (no rounding), evaluated over the whole heatmap;
-    the weight is 0 when the ``3 sigma`` window misses the heatmap. Decoding: argmax, then
-    :func:`dark_refine` (blur ``blur_kernel`` = 11 for 64x48 heatmaps, log, Newton step), then
-    :func:`transform_preds`. The flip test shifts the mirrored heatmap by one pixel (as mmpose's DARK configs;
-    the DarkPose code does not): with the ``x / stride`` targets the mirrored-back peak sits 0.75 pixel to
-    the left, 0.25 pixel to the right after the shift.
+    Geometry: DarkPose centres a box ``[x, y, w, h]`` on ``x + (w - 1) / 2`` (:meth:`box_to_center_scale`)
+    and replaces ``get_affine_transform`` by :func:`dark_affine_transform` (``size - 1``) for
+    the crop, for the keypoints' heatmap locations (a second matrix to ``heatmap_size``) and for
+    ``transform_preds``. A heatmap location is therefore ``(u - (input - 1) / 2) * (heatmap_w - 1) /
+    (input_w - 1) + (heatmap - 1) / 2`` for an input-crop location ``u`` (one zoom, set by the widths).
+    Encoding: the Gaussian peak sits at that exact location, evaluated over the whole heatmap; the weight
+    is 0 when the ``3 sigma`` window (``int()`` corners) misses the heatmap. Decoding: argmax, then
+    :func:`dark_refine` (blur ``blur_kernel`` = 11, log, Newton step), then the inverse heatmap matrix.
+    Flipping is exact under this geometry, so the flip test does not shift the heatmap (as DarkPose).
     """
 
     name = "dark"
-    flip_shift = True
+    flip_shift = False
 
     def __init__(
         self,
@@ -398,17 +421,35 @@ class DARKHeatmap(MSRAHeatmap):
         super().__init__(input_size, heatmap_size, sigma, post_process=True)
         self.blur_kernel = blur_kernel
 
+    def box_to_center_scale(self, box: Sequence[float], padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+        """DarkPose ``_xywh2cs``: as the official one but ``center = (x + (w - 1) / 2, y + (h - 1) / 2)``."""
+        center, scale = box_to_center_scale(box, self.aspect_ratio, padding)
+        x, y, w, h = (float(v) for v in box[:4])
+        center[:] = x + (w - 1) * 0.5, y + (h - 1) * 0.5
+        return center, scale
+
+    def crop_matrix(self, center: Sequence[float], scale: Sequence[float], rot: float = 0.0) -> np.ndarray:
+        """The 2x3 image -> input matrix (:func:`dark_affine_transform` to ``input_size``)."""
+        return dark_affine_transform(center, scale, rot, self.input_size)
+
+    def heatmap_keypoints(self, joints: np.ndarray) -> np.ndarray:
+        """Input-crop keypoints ``(K, >=2)`` -> heatmap locations ``(K, 2)`` (DarkPose's heatmap matrix)."""
+        zoom = (self.heatmap_size[0] - 1.0) / (self.input_size[0] - 1.0)
+        return (np.asarray(joints, dtype=np.float64)[:, 0:2] - (self.input_size - 1.0) / 2) * zoom + (
+            self.heatmap_size - 1.0
+        ) / 2
+
     def encode(self, joints: np.ndarray, joints_vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = len(joints)
         hw, hh = int(self.heatmap_size[0]), int(self.heatmap_size[1])
         weight = _visibility(joints_vis).reshape(k, 1).astype(np.float32)
         target = np.zeros((k, hh, hw), dtype=np.float32)
         tmp_size = self.sigma * 3
-        stride = self.input_size / self.heatmap_size
+        mu = self.heatmap_keypoints(joints)
         x = np.arange(0, hw, 1, np.float32)
         y = np.arange(0, hh, 1, np.float32)[:, np.newaxis]
         for j in range(k):
-            mu_x, mu_y = joints[j][0] / stride[0], joints[j][1] / stride[1]
+            mu_x, mu_y = mu[j]
             ul = [int(mu_x - tmp_size), int(mu_y - tmp_size)]
             br = [int(mu_x + tmp_size + 1), int(mu_y + tmp_size + 1)]
             if ul[0] >= hw or ul[1] >= hh or br[0] < 0 or br[1] < 0:
@@ -421,6 +462,12 @@ class DARKHeatmap(MSRAHeatmap):
         hm = _as_numpy(heatmaps)
         coords, maxvals = get_max_preds(hm)
         return dark_refine(coords, hm, self.blur_kernel), maxvals
+
+    def heatmap_to_image(
+        self, coords: np.ndarray, center: Sequence[float], scale: Sequence[float], heatmap_size: Sequence[int]
+    ) -> np.ndarray:
+        """DarkPose ``transform_preds``: the inverse :func:`dark_affine_transform` to ``heatmap_size``."""
+        return affine_transform(coords[..., 0:2], dark_affine_transform(center, scale, 0, heatmap_size, inv=True))
 
 
 class UDPHeatmap(HeatmapCodec):

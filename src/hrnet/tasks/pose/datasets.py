@@ -18,7 +18,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -185,20 +185,25 @@ def load_coco_instances(
     det_score_thre: float = 0.0,
     missing_images: MissingImages = "error",
     padding: float = 1.25,
+    box_to_cs: Callable[[Sequence[float], float], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[COCO, list[PersonInstance], LoadReport]:
     """Person instances of a COCO-format keypoint file, as the official ``COCODataset._get_db``.
 
     ``boxes='gt'``: one instance per non-crowd annotation of the keypoint category with ``area > 0``, a
     non-empty clipped box (:func:`~hrnet.tasks.pose.transforms.sanitize_box`) and at least one labelled
     keypoint; visibility is ``min(v, 1)``. ``boxes='detections'``: one instance per box of ``det_file``
-    (:func:`load_detections`), keypoints unknown. Center/scale come from
-    :func:`~hrnet.tasks.pose.transforms.box_to_center_scale` (aspect ``aspect_ratio``, ``padding``).
+    (:func:`load_detections`), keypoints unknown. Center/scale come from ``box_to_cs(box, padding)``, by
+    default :func:`~hrnet.tasks.pose.transforms.box_to_center_scale` (aspect ``aspect_ratio``); pass the
+    codec's ``box_to_center_scale`` for a codec with its own geometry (DARK).
 
     Every annotation's keypoint list must have ``3 K`` values (the error names the annotation id). An image
     file that does not exist is an error naming it, or with ``missing_images='skip'`` its instances are
     dropped and the file is listed in the report.
     """
     ann_file, image_dir = Path(ann_file), Path(image_dir)
+    if box_to_cs is None:
+        def box_to_cs(box: Sequence[float], pad: float) -> tuple[np.ndarray, np.ndarray]:
+            return box_to_center_scale(box, aspect_ratio, pad)
     coco = load_coco(ann_file)
     cat_id = _person_category(coco, ann_file, meta)
     k = meta.num_keypoints
@@ -222,7 +227,7 @@ def load_coco_instances(
                 if kpts.max() == 0:
                     report.drop("no keypoints")
                     continue
-                center, scale = box_to_center_scale(clean, aspect_ratio, padding)
+                center, scale = box_to_cs(clean, padding)
                 instances.append(
                     PersonInstance(
                         _image_path(image_dir, img),
@@ -240,7 +245,7 @@ def load_coco_instances(
             raise DataError("evaluation on detected person boxes needs a detection results file")
         for det in load_detections(det_file, coco, cat_id, det_score_thre):
             img = coco.loadImgs(det["image_id"])[0]
-            center, scale = box_to_center_scale(det["bbox"], aspect_ratio, padding)
+            center, scale = box_to_cs(det["bbox"], padding)
             instances.append(
                 PersonInstance(
                     _image_path(image_dir, img),

@@ -22,9 +22,10 @@ from torch import Tensor, nn
 
 from ...errors import DataError
 from .codecs import HeatmapCodec
+from .datasets import read_image
 from .meta import KeypointMeta
 from .postprocess import flip_test_merge, oks_nms, rescore
-from .transforms import box_to_center_scale, to_input_tensor
+from .transforms import to_input_tensor
 from .visualize import draw_poses
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "TopDownPredictor",
     "load_boxes",
     "boxes_for_image",
+    "detected_box_records",
     "predict_video",
 ]
 
@@ -127,7 +129,7 @@ class TopDownPredictor:
     def _keypoints(self, images: Sequence[np.ndarray], chunk: list[tuple[int, np.ndarray, float]]) -> np.ndarray:
         centers, scales, crops = [], [], []
         for i, box, _ in chunk:
-            c, s = box_to_center_scale(box, self.codec.aspect_ratio, self.padding)
+            c, s = self.codec.box_to_center_scale(box, self.padding)
             centers.append(c)
             scales.append(s)
             crops.append(to_input_tensor(self.codec.warp(images[i], c, s)))
@@ -138,7 +140,7 @@ class TopDownPredictor:
 
     def _area(self, box: Sequence[float]) -> float:
         """The official NMS area of a box: ``prod(scale * 200)`` of its center/scale."""
-        _, scale = box_to_center_scale(box, self.codec.aspect_ratio, self.padding)
+        _, scale = self.codec.box_to_center_scale(box, self.padding)
         return float(np.prod(scale.astype(np.float64) * 200))
 
     def _suppress(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,6 +199,25 @@ def boxes_for_image(
         np.array([b for b, _ in entries], dtype=np.float64).reshape(-1, 4),
         np.array([s for _, s in entries], dtype=np.float64),
     )
+
+
+def detected_box_records(detector: Detector, image_paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+    """The persons ``detector`` finds in each image as :func:`load_boxes` entries (``image`` = file name,
+    ``bbox`` xywh, ``score``, ``category_id`` 1: a COCO detection results file), so that a detector's boxes
+    can be saved, inspected and fed to pose prediction like any box file. File names must be unique."""
+    paths = [Path(p) for p in image_paths]
+    names = [p.name for p in paths]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"images {repeated} appear more than once by file name; person boxes are keyed by it")
+    records = []
+    for path in paths:
+        boxes, scores = detector(read_image(path))
+        records.extend(
+            {"image": path.name, "bbox": [float(v) for v in box], "score": float(score), "category_id": 1}
+            for box, score in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1), strict=True)
+        )
+    return records
 
 
 def _frames(source: str | int) -> Iterator[np.ndarray]:

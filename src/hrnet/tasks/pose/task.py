@@ -262,6 +262,7 @@ class PoseTask(Task):
                 det_file=d.path("detection_file"),
                 det_score_thre=d.det_score_thre,
                 missing_images=d.missing_images,
+                box_to_cs=self.codec.box_to_center_scale,
             )
             if not train and boxes == "gt":
                 logger.warning(GT_BOX_WARNING)
