@@ -78,9 +78,12 @@ class BenchReport:
         batches = sorted({b for r in self.results for b in r.ms_per_img})
         peak = self.conv_peak_gflops.get("fp32_channels_last")
         m = self.machine
+        on_gpu = bool(self.results) and PATHS[self.results[0].path].device == "cuda"
+        where = (f"{m['gpu']} (host: {m['cpu']})" if on_gpu
+                 else f"{m['cpu']} ({m['cores']} cores), {self.threads} threads")
         lines = [
             f"**{self.model}** at {self.input_size[0]}×{self.input_size[1]}, {self.macs / 1e9:.2f}·10⁹ multiply-adds "
-            f"per image; {m['cpu']} ({m['cores']} cores), {self.threads} threads, torch {m['torch']}, {m['date']}; "
+            f"per image; {where}, torch {m['torch']}, {m['date']}; "
             f"load average {m['load_before']:.2f} before, {m['load_after']:.2f} after.",
             "",
             "Measured conv peak (3×3 convs as in HRNet's branches): "
@@ -91,7 +94,7 @@ class BenchReport:
             lines.append(f"Yardstick torchvision resnet50 eager fp32 at 224×224: {ys}.")
         lines += ["", "| path | precision | " + " | ".join(
             f"b{b} ms/img | b{b} img/s | b{b} GFLOP/s (% peak) | b{b} speed-up" for b in batches)
-            + " | peak RSS MiB | max-abs-diff |",
+            + (" | peak GPU MiB | max-abs-diff |" if on_gpu else " | peak RSS MiB | max-abs-diff |"),
             "|---|---|" + "---|" * (4 * len(batches)) + "---|---|"]
         for r in self.results:
             if r.error:
@@ -135,15 +138,23 @@ def time_per_call(fn: Callable[[], Any], min_time: float = 2.0, min_calls: int =
 
 
 def conv_peak_gflops(dtype: torch.dtype = torch.float32, channels_last: bool = True,
-                     min_time: float = 1.0) -> float:
-    """Best GFLOP/s of eager 3x3 convolutions shaped like HRNet's, on this machine now."""
+                     min_time: float = 1.0, device: str = "cpu") -> float:
+    """Best GFLOP/s of eager 3x3 convolutions shaped like HRNet's, on this machine (or GPU) now."""
     best = 0.0
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    dev = torch.device(device)
+    scale = 8 if dev.type == "cuda" else 1  # a GPU needs larger batches to approach its peak
     for n, c, h, w in CONV_PEAK_SHAPES:
-        conv = nn.Conv2d(c, c, 3, padding=1, bias=False).to(dtype=dtype, memory_format=fmt).eval()
-        x = torch.randn(n, c, h, w).to(dtype=dtype, memory_format=fmt)
+        n *= scale
+        conv = nn.Conv2d(c, c, 3, padding=1, bias=False).to(dev, dtype=dtype, memory_format=fmt).eval()
+        x = torch.randn(n, c, h, w, device=dev).to(dtype=dtype, memory_format=fmt)
+
+        def call(conv: nn.Module = conv, x: Tensor = x) -> None:
+            conv(x)
+            _sync(dev)
+
         with torch.inference_mode():
-            seconds = time_per_call(lambda conv=conv, x=x: conv(x), min_time=min_time)
+            seconds = time_per_call(call, min_time=min_time)
         best = max(best, 2 * n * c * c * 9 * h * w / seconds / 1e9)
     return best
 
@@ -282,9 +293,10 @@ def run_benchmark(model: nn.Module, name: str, input_size: tuple[int, int], path
     ordered = [REFERENCE[device], *(p for p in paths if p != REFERENCE[device])]
     info = machine_info()
     log(f"measuring the conv peak ({threads} threads)...")
-    peaks = {"fp32_channels_last": conv_peak_gflops(torch.float32, min_time=min_time / 2),
-             "fp32_nchw": conv_peak_gflops(torch.float32, channels_last=False, min_time=min_time / 2),
-             "bf16_channels_last": conv_peak_gflops(torch.bfloat16, min_time=min_time / 2)}
+    low, low_name = (torch.float16, "fp16") if device == "cuda" else (torch.bfloat16, "bf16")  # as the paths use
+    peaks = {"fp32_channels_last": conv_peak_gflops(torch.float32, min_time=min_time / 2, device=device),
+             "fp32_nchw": conv_peak_gflops(torch.float32, channels_last=False, min_time=min_time / 2, device=device),
+             f"{low_name}_channels_last": conv_peak_gflops(low, min_time=min_time / 2, device=device)}
     macs = complexity(model, input_size).macs
     with tempfile.TemporaryDirectory(prefix="hrnet-bench-") as tmp:
         workdir = Path(tmp)
