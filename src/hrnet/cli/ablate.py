@@ -22,6 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--epochs", type=int, help="override the small-scale schedule's epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", type=Path, help="also write the combined Markdown report here (e.g. docs/ablations.md)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write --report from the results already under --out")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
     p.set_defaults(run=run)
     return p
@@ -34,7 +36,13 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         if name not in STUDIES:
             raise ConfigError(f"unknown study {name!r}.{did_you_mean(name, STUDIES)} Known: {', '.join(STUDIES)}, all")
-    for name in names:
+    if args.report_only:
+        if not args.report:
+            raise ConfigError("--report-only needs --report FILE (where to write the report)")
+        missing = [str(args.out / n / "results.json") for n in names if not (args.out / n / "results.json").is_file()]
+        if missing:
+            raise ConfigError(f"--report-only: no results to report at {', '.join(missing)}; run the studies first")
+    for name in names if not args.report_only else []:
         run_study(name, args.out / name, tasks=args.tasks, seed=args.seed, epochs=args.epochs,
                   data_root=args.out / "data", extra=args.overrides)
         print(f"hrnet ablate: {name} -> {args.out / name / 'report.md'}")
