@@ -152,7 +152,8 @@ def main() -> None:
     if args.json:
         from hrnet.io import write_json
 
-        write_json(args.json, {"machine": info, "args": vars(args), "results": results}, indent=1)
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        write_json(args.json, {"machine": info, "args": settings, "results": results}, indent=1)
 
 
 if __name__ == "__main__":

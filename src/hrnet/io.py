@@ -1,4 +1,5 @@
-"""Atomic file writes: a file is either the old version or the complete new one, never half-written."""
+"""File helpers: atomic writes (a file is either the old version or the complete new one, never
+half-written) and reads of JSON / YAML files with one clear error."""
 
 from __future__ import annotations
 
@@ -40,3 +41,25 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> 
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path, "w") as f:
         f.write(text)
+
+
+def read_structured(path: str | os.PathLike, what: str, error: type[Exception], fmt: str = "json") -> Any:
+    """The parsed contents of a JSON (``fmt='json'``) or YAML (``fmt='yaml'``) file.
+
+    A missing file or one that does not parse raises ``error`` with one message naming ``what`` it is
+    and the file, instead of a parser traceback."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} not found: {path}")
+    text = path.read_text()
+    if fmt == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise error(f"{what} {path} is not valid JSON: {e}") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise error(f"{what} {path} is not valid YAML: {e}") from None

@@ -71,8 +71,12 @@ class BenchReport:
         mine = result.ms_per_img.get(batch)
         return base / mine if base and mine else None
 
+    @property
+    def gflops_per_img(self) -> float:
+        return 2 * self.macs / 1e9
+
     def gflops(self, ms_per_img: float) -> float:
-        return 2 * self.macs / (ms_per_img * 1e-3) / 1e9
+        return self.gflops_per_img / (ms_per_img * 1e-3)
 
     def markdown(self) -> str:
         batches = sorted({b for r in self.results for b in r.ms_per_img})
@@ -92,6 +96,12 @@ class BenchReport:
         if self.yardstick and self.yardstick.ms_per_img:
             ys = ", ".join(f"batch {b}: {v:.1f} ms/img" for b, v in sorted(self.yardstick.ms_per_img.items()))
             lines.append(f"Yardstick torchvision resnet50 eager fp32 at 224×224: {ys}.")
+        if peak and self.results and self.results[0].ms_per_img:
+            floor = 1000 * self.gflops_per_img / peak
+            eager = sorted(self.results[0].ms_per_img.items())
+            ceilings = ", ".join(f"{ms / floor:.2f}× at batch {b}" for b, ms in eager)
+            lines.append(f"fp32 floor at the measured fp32 conv peak: {floor:.1f} ms/img, so an fp32 path can gain at "
+                         f"most about {ceilings} over eager here (faster means convolutions beyond that peak).")
         lines += ["", "| path | precision | " + " | ".join(
             f"b{b} ms/img | b{b} img/s | b{b} GFLOP/s (% peak) | b{b} speed-up" for b in batches)
             + (" | peak GPU MiB | max-abs-diff |" if on_gpu else " | peak RSS MiB | max-abs-diff |"),

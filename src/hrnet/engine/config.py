@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from ..errors import ConfigError, did_you_mean
-from ..io import write_text
+from ..io import read_structured, write_text
 
 __all__ = [
     "StrictModel",
@@ -181,12 +181,7 @@ class ExperimentConfig(StrictModel):
 
 
 def _load_yaml_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    data = read_structured(path, "config file", ConfigError, fmt="yaml")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
+from ..io import read_structured
 from .heads import ClsHRNet, PoseHRNet, SegHRNet, SegHRNetOCR
 from .hrnet import BackboneConfig, StageConfig
 
@@ -32,12 +32,7 @@ def _load_cfg(cfg: str | os.PathLike | Mapping[str, Any]) -> tuple[dict, dict, s
     """Return ``(MODEL section, whole config, origin for messages)``."""
     if isinstance(cfg, (str, os.PathLike)):
         path = Path(cfg)
-        if not path.is_file():
-            raise ConfigError(f"official config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        data = read_structured(path, "official config file", ConfigError, fmt="yaml")
         origin = str(path)
     else:
         data, origin = dict(cfg), "the given config"

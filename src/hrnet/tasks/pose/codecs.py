@@ -225,6 +225,17 @@ def _visibility(joints_vis: np.ndarray) -> np.ndarray:
     return vis[:, 0] if vis.ndim == 2 else vis
 
 
+def _paste_window(heatmap: np.ndarray, patch: np.ndarray, ul: Sequence[int], br: Sequence[int]) -> None:
+    """Write the part of ``patch`` (covering ``ul``..``br``, exclusive, in heatmap pixels) that lies inside
+    ``heatmap``, in place: the official target generation's clipped paste."""
+    hh, hw = heatmap.shape
+    gx = max(0, -ul[0]), min(br[0], hw) - ul[0]
+    gy = max(0, -ul[1]), min(br[1], hh) - ul[1]
+    ix = max(0, ul[0]), min(br[0], hw)
+    iy = max(0, ul[1]), min(br[1], hh)
+    heatmap[iy[0] : iy[1], ix[0] : ix[1]] = patch[gy[0] : gy[1], gx[0] : gx[1]]
+
+
 class HeatmapCodec(ABC):
     """Base class. ``input_size`` and ``heatmap_size`` are (w, h); ``sigma`` is in heatmap pixels.
 
@@ -359,11 +370,7 @@ class MSRAHeatmap(HeatmapCodec):
                 weight[j] = 0
                 continue
             if weight[j] > 0.5:
-                gx = max(0, -ul[0]), min(br[0], hw) - ul[0]
-                gy = max(0, -ul[1]), min(br[1], hh) - ul[1]
-                ix = max(0, ul[0]), min(br[0], hw)
-                iy = max(0, ul[1]), min(br[1], hh)
-                target[j, iy[0] : iy[1], ix[0] : ix[1]] = g[gy[0] : gy[1], gx[0] : gx[1]]
+                _paste_window(target[j], g, ul, br)
         return target, weight
 
     def decode_heatmap_coords(self, heatmaps: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -558,11 +565,7 @@ class UDPHeatmap(HeatmapCodec):
             y0 = size // 2 + joints[j][1] / stride[1] - mu_y
             g = _gaussian_patch(size, x0, y0, self.sigma)
             if weight[j] > 0.5:
-                gx = max(0, -ul[0]), min(br[0], hw) - ul[0]
-                gy = max(0, -ul[1]), min(br[1], hh) - ul[1]
-                ix = max(0, ul[0]), min(br[0], hw)
-                iy = max(0, ul[1]), min(br[1], hh)
-                target[j, iy[0] : iy[1], ix[0] : ix[1]] = g[gy[0] : gy[1], gx[0] : gx[1]]
+                _paste_window(target[j], g, ul, br)
         return target, weight
 
     def decode_heatmap_coords(self, heatmaps: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

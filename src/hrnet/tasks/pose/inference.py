@@ -9,7 +9,6 @@ frame for a video file or a webcam and writes an MP4 with the poses drawn.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ...errors import DataError
+from ...io import read_structured
 from .codecs import HeatmapCodec
 from .datasets import read_image
 from .meta import KeypointMeta
@@ -163,12 +163,7 @@ def load_boxes(path: str | os.PathLike) -> dict[str, list[tuple[list[float], flo
     :func:`boxes_for_image`.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"box file {str(path)!r} does not exist")
-    try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"box file {str(path)!r} is not valid JSON: {e}") from e
+    entries = read_structured(path, "box file", DataError)
     if not isinstance(entries, list):
         raise DataError(f"box file {str(path)!r} must hold a JSON list of boxes")
     boxes: dict[str, list[tuple[list[float], float]]] = {}

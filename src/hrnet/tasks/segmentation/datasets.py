@@ -12,7 +12,6 @@ augmentation recipe (:meth:`SegmentationDataset.build_train_transform`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ...errors import DataError
+from ...io import read_structured
 from .classes import (
     ADE20K_CLASSES,
     CITYSCAPES_CLASSES,
@@ -173,12 +173,7 @@ def load_class_list(path: str | Path) -> tuple[list[str], np.ndarray, int]:
     colour gets the official palette colour of its id.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"class list not found: {path}")
-    try:
-        spec = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path} is not valid JSON: {e}") from e
+    spec = read_structured(path, "class list", DataError)
     entries = spec.get("classes") if isinstance(spec, dict) else None
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{path}: expected a non-empty list under key 'classes'")
