@@ -80,7 +80,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example: Tensor, opse
 
 def is_detector(model: nn.Module) -> bool:
     """Whether ``model`` is a torchvision detector (Faster/Mask R-CNN, RetinaNet, FCOS)."""
-    from torchvision.models.detection import FCOS, GeneralizedRCNN, RetinaNet
+    from torchvision.models.detection import FCOS, RetinaNet
+    from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
     return isinstance(model, GeneralizedRCNN | RetinaNet | FCOS)
 
