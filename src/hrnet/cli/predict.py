@@ -1,14 +1,16 @@
 """``hrnet predict CONFIG --weights W INPUTS... --out DIR``: run a trained model on your own files.
 
 For top-down pose, ``--detector`` names a detection config or preset whose person detections become the
-person boxes: they are written to ``DIR/person_boxes.json`` (a box file) and the pose task reads them
-from there, as it would a box file given with ``--option boxes=FILE``.
+person boxes: for images they are written to ``DIR/person_boxes.json`` (a box file) and the pose task reads
+them from there, as it would a box file given with ``--option boxes=FILE``; video frames go through the
+detector as they are read.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine.build import resolve_device
 from ..engine.config import ExperimentConfig
@@ -16,8 +18,11 @@ from ..engine.inference import predict
 from ..errors import ConfigError
 from ..io import write_json
 from ..tasks.pose.inference import detected_box_records
-from ..tasks.pose.task import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..tasks.pose.task import IMAGE_SUFFIXES
 from .common import add_config_arguments, load_experiment, parse_key_value
+
+if TYPE_CHECKING:
+    from ..tasks.detection.person import PersonDetector
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -67,15 +72,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         if "boxes" in options:
             raise ConfigError("give the person boxes either with --detector or with --option boxes=FILE, not both")
-        boxes_file = write_detector_boxes(cfg, args)
-        written = [boxes_file, *predict(cfg, args.weights, args.inputs, args.out, boxes=str(boxes_file), **options)]
+        detector, boxes_file = detect_persons(cfg, args)
+        if boxes_file is not None:
+            options["boxes"] = str(boxes_file)
+        written = [*([boxes_file] if boxes_file else []),
+                   *predict(cfg, args.weights, args.inputs, args.out, detector=detector, **options)]
     print(f"Wrote {len(written)} file(s) to {args.out}")
     return 0
 
 
-def write_detector_boxes(cfg: ExperimentConfig, args: argparse.Namespace) -> Path:
-    """Run ``--detector`` on the image inputs of a pose config and write its person boxes to
-    ``<out>/person_boxes.json``; returns that file."""
+def detect_persons(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[PersonDetector, Path | None]:
+    """Build ``--detector`` for a pose config; run it on the image inputs and write their person boxes to
+    ``<out>/person_boxes.json``. Returns the detector (for video frames) and that file (None without images)."""
     from ..tasks.detection.person import load_person_detector  # torchvision's detectors: only when asked for
 
     if cfg.task != "pose":
@@ -84,22 +92,21 @@ def write_detector_boxes(cfg: ExperimentConfig, args: argparse.Namespace) -> Pat
     if args.detector_weights is None:
         raise ConfigError(f"--detector {args.detector} needs --detector-weights (a detector without trained "
                           "weights finds no persons)")
-    images = image_inputs(args.inputs)
     detector = load_person_detector(args.detector, args.detector_weights, args.detector_threshold,
                                     resolve_device(cfg.device))
+    images = image_inputs(args.inputs)
+    if not images:
+        return detector, None
     boxes_file = Path(args.out) / "person_boxes.json"
     write_json(boxes_file, detected_box_records(detector, images), indent=1)
-    return boxes_file
+    return detector, boxes_file
 
 
 def image_inputs(inputs: list[str]) -> list[Path]:
     """The image files among ``inputs`` (folders searched, sorted), in the order the pose task reads them;
-    ``ConfigError`` for a video or webcam, whose frames ``--detector`` does not reach."""
+    videos and webcams are left out (their frames go through the detector as they are read)."""
     images: list[Path] = []
     for item in map(Path, inputs):
-        if str(item).startswith("webcam") or item.suffix.lower() in VIDEO_SUFFIXES:
-            raise ConfigError(f"--detector runs on images; {str(item)!r} is a video (give its frames as images, "
-                              "or leave out --detector to pose the whole frame)")
         if item.is_dir():
             images.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
         elif item.suffix.lower() in IMAGE_SUFFIXES:

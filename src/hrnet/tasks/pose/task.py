@@ -409,17 +409,20 @@ class PoseTask(Task):
 
     # ------------------------------------------------------------------------------------------ prediction
 
-    PREDICT_OPTIONS = ("boxes", "box_thre", "kpt_thre", "overlays", "max_frames", "batch_size")
+    PREDICT_OPTIONS = ("boxes", "detector", "box_thre", "kpt_thre", "overlays", "max_frames", "batch_size")
 
     def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
         """Poses on images, folders of images, videos and webcams (``webcam`` or ``webcam:N``).
 
         Options: ``boxes`` — a JSON file of person boxes (:func:`~hrnet.tasks.pose.inference.load_boxes`;
-        an image without an entry has no persons); without it each image (frame) is one person box.
-        ``box_thre`` drops boxes scoring below it; ``kpt_thre`` (0.2) hides low-confidence keypoints in the
-        overlays; ``overlays`` (true) writes ``<name>_pose.png`` / ``<name>_pose.mp4``; ``max_frames`` caps
-        videos; ``batch_size`` is the number of person crops per forward pass. All predictions go to
-        ``predictions.json`` (COCO keypoint results plus ``image``, ``box`` and ``box_score``).
+        an image without an entry has no persons); ``detector`` — a person detector (an RGB image array ->
+        ``(xywh boxes, scores)``, e.g. :class:`~hrnet.tasks.detection.person.PersonDetector`) that finds the
+        persons of video frames, and of images when no ``boxes`` file is given; with neither, each image
+        (frame) is one person box. ``box_thre`` drops boxes scoring below it; ``kpt_thre`` (0.2) hides
+        low-confidence keypoints in the overlays; ``overlays`` (true) writes ``<name>_pose.png`` /
+        ``<name>_pose.mp4``; ``max_frames`` caps videos; ``batch_size`` is the number of person crops per
+        forward pass. All predictions go to ``predictions.json`` (COCO keypoint results plus ``image``,
+        ``box`` and ``box_score``).
         """
         unknown = [k for k in options if k not in self.PREDICT_OPTIONS]
         if unknown:
@@ -442,6 +445,7 @@ class PoseTask(Task):
             oks_thre=self.eval_cfg.oks_thre,
         )
         table = load_boxes(options["boxes"]) if options.get("boxes") else None
+        detector = options.get("detector")
         box_thre, kpt_thre = float(options.get("box_thre", 0.0)), float(options.get("kpt_thre", 0.2))
         overlays = bool(options.get("overlays", True))
         records: list[dict[str, Any]] = []
@@ -449,7 +453,10 @@ class PoseTask(Task):
         for start in range(0, len(images), 8):
             paths = images[start : start + 8]
             arrays = [read_image(p) for p in paths]
-            boxes, scores = zip(*(_person_boxes(table, p, box_thre) for p in paths), strict=True)
+            if table is None and detector is not None:
+                boxes, scores = zip(*(_above(*detector(a), box_thre) for a in arrays), strict=True)
+            else:
+                boxes, scores = zip(*(_person_boxes(table, p, box_thre) for p in paths), strict=True)
             for path, array, instances in zip(paths, arrays, predictor(arrays, boxes, scores), strict=True):
                 records.extend(_records(instances, path.name, _image_id(path)))
                 if overlays:
@@ -458,7 +465,12 @@ class PoseTask(Task):
         for source in videos:
             video_out = out_dir / f"{_safe(source if isinstance(source, str) else source.stem)}_pose.mp4"
             frames = predict_video(
-                predictor, _video_source(source), video_out, max_frames=options.get("max_frames"), kpt_thre=kpt_thre
+                predictor,
+                _video_source(source),
+                video_out,
+                detector=None if detector is None else lambda frame: _above(*detector(frame), box_thre),
+                max_frames=options.get("max_frames"),
+                kpt_thre=kpt_thre,
             )
             written.append(video_out)
             for n, instances in enumerate(frames):
@@ -517,9 +529,12 @@ def _person_boxes(
     found = boxes_for_image(table, path)
     if found is None:
         return np.zeros((0, 4)), np.zeros(0)
-    boxes, scores = found
-    keep = scores >= box_thre
-    return boxes[keep], scores[keep]
+    return _above(*found, box_thre)
+
+
+def _above(boxes: np.ndarray, scores: np.ndarray, box_thre: float) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.asarray(scores) >= box_thre
+    return np.asarray(boxes)[keep], np.asarray(scores)[keep]
 
 
 def _video_source(source: Path | str) -> Path | int:
