@@ -18,7 +18,7 @@ import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,18 +296,30 @@ def _add_occluders(rng: np.random.Generator, image: np.ndarray, owner: np.ndarra
         owner[mask] = 255
 
 
-def _write_pose(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int]) -> None:
+def _write_coco_images(
+    root: Path,
+    split: str,
+    rngs: Iterator[np.random.Generator],
+    size: tuple[int, int],
+    sample: Callable[[np.random.Generator, tuple[int, int]], tuple[np.ndarray, list[dict]]],
+    **fixed: Any,
+) -> tuple[list[dict], list[dict]]:
+    """Draw one ``sample`` per generator, write it as ``<split>/<id>.jpg``; the COCO ``images`` and
+    ``annotations`` entries (each object's fields, plus ``fixed`` ones such as the category id)."""
     images, annotations = [], []
     for index, rng in enumerate(rngs):
         image_id = _image_id(split, index)
         file_name = f"{image_id:012d}.jpg"
-        image, people = pose_sample(rng, size)
+        image, objects = sample(rng, size)
         _write_jpeg(root / split / file_name, image)
         images.append({"id": image_id, "file_name": file_name, "height": size[0], "width": size[1]})
-        for k, person in enumerate(people):
-            annotations.append(
-                {"id": image_id * 100 + k, "image_id": image_id, "category_id": 1, "iscrowd": 0, **person}
-            )
+        for k, obj in enumerate(objects):
+            annotations.append({"id": image_id * 100 + k, "image_id": image_id, **fixed, "iscrowd": 0, **obj})
+    return images, annotations
+
+
+def _write_pose(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int]) -> None:
+    images, annotations = _write_coco_images(root, split, rngs, size, pose_sample, category_id=1)
     category = {
         "id": 1,
         "name": "person",
@@ -417,15 +429,7 @@ def _polygon_area(points: np.ndarray) -> float:
 
 
 def _write_det(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int]) -> None:
-    images, annotations = [], []
-    for index, rng in enumerate(rngs):
-        image_id = _image_id(split, index)
-        file_name = f"{image_id:012d}.jpg"
-        image, objects = det_sample(rng, size)
-        _write_jpeg(root / split / file_name, image)
-        images.append({"id": image_id, "file_name": file_name, "height": size[0], "width": size[1]})
-        for k, obj in enumerate(objects):
-            annotations.append({"id": image_id * 100 + k, "image_id": image_id, "iscrowd": 0, **obj})
+    images, annotations = _write_coco_images(root, split, rngs, size, det_sample)
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(DET_CATEGORIES)]
     write_json(
         root / "annotations" / f"instances_{split}.json",
