@@ -34,6 +34,8 @@ SMALL_CONFIGS = {
 #: the paper's setting whose complexity each variant reports: (preset, input size)
 FULL_SCALE = {"pose": ("pose_hrnet_w32", (256, 192)), "segmentation": ("seg_hrnetv2_w48", (1024, 2048))}
 METRIC = {"pose": "AP", "segmentation": "mIoU"}
+#: a run-to-run spread above this (a fraction, like the metrics) makes a task's small-scale ranking uninformative
+NOISY_SPREAD = 0.10
 SYNTH_TASK = {"pose": "pose", "segmentation": "seg"}
 
 
@@ -250,7 +252,10 @@ def _noise_section(spread: dict[str, list[float]]) -> str:
             metric = "AP" if task == "pose" else "mIoU"
             lines.append(f"- {task}: {metric} of the same configuration in {len(values)} runs: "
                          + ", ".join(f"{100 * v:.1f}" for v in values)
-                         + f" (spread {100 * (max(values) - min(values)):.1f} points).")
+                         + f" (spread {100 * (max(values) - min(values)):.1f} points)."
+                         + (" At this scale that is as large as most differences between the variants, so this "
+                            "task's small-scale results cannot rank them; only orderings beyond the spread count."
+                            if max(values) - min(values) > NOISY_SPREAD else ""))
     return "\n".join(lines)
 
 
