@@ -15,14 +15,12 @@ from ..models.complexity import complexity, matches_printed
 from ..models.registry import PRESETS, build_model, get_preset
 from ..tasks.detection.models import (
     PAPER_TABLE7,
-    TABLE7_INPUT,
     ParamsRow,
-    build_detector,
     format_params_table,
     list_detectors,
+    measure_detector,
     paper_params_table,
     split_detector_name,
-    trainable_params,
 )
 
 # The paper's ablation variants with their own complexity (Sec. 4.5), shown by ``--all``.
@@ -137,16 +135,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _detector_row(row: ParamsRow) -> dict[str, Any]:
-    return {"name": f"{row.arch}_{row.backbone}", "params": row.params, "params_m": round(row.params / 1e6, 2),
-            "params_mib": round(row.params / 2**20, 2), "paper_params": row.paper,
-            "paper_unit": "2^20" if row.unit == 2**20 else "10^6", "input": [800, 1200],
-            "backbone_gflops": round(row.backbone_gflops, 2), "note": row.note}
+def _detector_json(name: str, params: int, gflops: float, **extra: Any) -> dict[str, Any]:
+    return {"name": name, **extra, "params": params, "params_m": round(params / 1e6, 2),
+            "params_mib": round(params / 2**20, 2), "input": [800, 1200], "backbone_gflops": round(gflops, 2)}
 
 
 def _print_detectors(rows: list[ParamsRow], as_json: bool) -> int:
     if as_json:
-        print(json.dumps([_detector_row(row) for row in rows], indent=1))
+        print(json.dumps([_detector_json(f"{r.arch}_{r.backbone}", r.params, r.backbone_gflops, paper_params=r.paper,
+                                         paper_unit="2^20" if r.unit == 2**20 else "10^6", note=r.note)
+                          for r in rows], indent=1))
     else:
         print("Detectors beside the paper's Table 7 (COCO, 80 categories, backbone BN frozen; "
               "trainable parameters):\n")
@@ -158,19 +156,14 @@ def _print_detector(name: str, options: dict[str, Any], as_json: bool) -> int:
     """One detector preset: beside its Table 7 row when it has one (and no options change it)."""
     arch, backbone = split_detector_name(name)
     try:
-        with torch.device("meta"):
-            model = build_detector(arch, backbone, **options)
+        params, gflops = measure_detector(arch, backbone, **options)
     except TypeError as e:
         raise ConfigError(f"hrnet info {name}: {e}") from None
-    params = trainable_params(model)
-    gflops = complexity(model.backbone, TABLE7_INPUT).gflops
     paper = next((row for row in PAPER_TABLE7 if row[:2] == (arch, backbone)), None)
     if paper and not options:
         return _print_detectors([ParamsRow(arch, backbone, paper[2], params, paper[3], gflops)], as_json)
     if as_json:
-        print(json.dumps({"name": name, "overrides": options, "params": params, "params_m": round(params / 1e6, 2),
-                          "params_mib": round(params / 2**20, 2), "input": [800, 1200],
-                          "backbone_gflops": round(gflops, 2)}, indent=1))
+        print(json.dumps(_detector_json(name, params, gflops, overrides=options), indent=1))
     else:
         opts = "".join(f" {k}={v}" for k, v in options.items())
         print(f"{name}{opts}: {params / 1e6:.2f}M params (= {params / 2**20:.2f} x 2^20), backbone + pyramid "

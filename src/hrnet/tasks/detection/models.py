@@ -53,6 +53,7 @@ __all__ = [
     "ParamsRow",
     "trainable_params",
     "paper_params_table",
+    "measure_detector",
     "format_params_table",
 ]
 
@@ -291,11 +292,17 @@ def paper_params_table() -> list[ParamsRow]:
     GFLOPs (multiply-adds / 1024^3, :func:`hrnet.models.complexity.complexity`) on the padded 800x1216."""
     rows = []
     for arch, backbone, paper, unit in PAPER_TABLE7:
-        with torch.device("meta"):
-            model = build_detector(arch, backbone, num_classes=80)
-        gflops = complexity(model.backbone, TABLE7_INPUT).gflops
-        rows.append(ParamsRow(arch, backbone, paper, trainable_params(model), unit, gflops))
+        params, gflops = measure_detector(arch, backbone, num_classes=80)
+        rows.append(ParamsRow(arch, backbone, paper, params, unit, gflops))
     return rows
+
+
+def measure_detector(arch: str, backbone: str, **options: Any) -> tuple[int, float]:
+    """Trainable parameters and backbone + pyramid GFLOPs on the padded 800x1216 input of a detector built
+    on the meta device (no memory, no weights)."""
+    with torch.device("meta"):
+        model = build_detector(arch, backbone, **options)
+    return trainable_params(model), complexity(model.backbone, TABLE7_INPUT).gflops
 
 
 def format_params_table(rows: list[ParamsRow]) -> str:
