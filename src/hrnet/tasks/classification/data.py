@@ -99,6 +99,14 @@ def folder_classes(folder: str | Path) -> list[str]:
     return names
 
 
+def _warn_empty_classes(empty: Sequence[str], num_classes: int, where: str, consequence: str = "") -> None:
+    """One warning with the count and the first names of the classes that have no images."""
+    if empty:
+        more = " ..." if len(empty) > 10 else ""
+        logger.warning("%d of %d classes have no images %s: %s%s.%s", len(empty), num_classes, where,
+                       ", ".join(empty[:10]), more, consequence)
+
+
 def scan_folder(folder: str | Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
     """``(image path, class index)`` of every image under ``folder/<class>/``, in ImageFolder order.
 
@@ -122,15 +130,7 @@ def scan_folder(folder: str | Path, classes: Sequence[str]) -> list[tuple[Path, 
             samples.extend((Path(root) / f, index[name]) for f in sorted(files) if is_image_file(f))
         if len(samples) == before:
             empty.append(name)
-    if empty:
-        logger.warning(
-            "%d of %d classes have no images under %s: %s%s. They keep their class index.",
-            len(empty),
-            len(classes),
-            folder,
-            ", ".join(empty[:10]),
-            " ..." if len(empty) > 10 else "",
-        )
+    _warn_empty_classes(empty, len(classes), f"under {folder}", " They keep their class index.")
     if not samples:
         raise DataError(f"no images found under {folder} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return samples
@@ -186,15 +186,7 @@ def _list_samples(path: Path, root: Path, classes: Sequence[str]) -> list[tuple[
         samples.append((root / file, target))
     counts = torch.bincount(torch.tensor([t for _, t in samples]), minlength=len(classes))
     empty = [classes[i] for i in torch.nonzero(counts == 0).flatten().tolist()]
-    if empty:
-        logger.warning(
-            "%d of %d classes have no images in %s: %s%s.",
-            len(empty),
-            len(classes),
-            path,
-            ", ".join(empty[:10]),
-            " ..." if len(empty) > 10 else "",
-        )
+    _warn_empty_classes(empty, len(classes), f"in {path}")
     return samples
 
 
