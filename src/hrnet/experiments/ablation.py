@@ -123,11 +123,10 @@ def _ranking_verdict(rows: list[dict[str, Any]], noise: float = 0.0) -> str:
         return "The paper gives fewer than two figures here, so there is no ranking to compare."
     ours = [v for _, _, v in sorted(pairs, key=lambda p: -p[0])]
     paper = [v for _, _, v in sorted(pairs, key=lambda p: -p[1])]
-    couples = [(a, b) for i, a in enumerate(pairs) for b in pairs[i + 1:]]
-    agree = sum((a[0] - b[0]) * (a[1] - b[1]) > 0 for a, b in couples)
+    agree, disagree, tied = pairwise_agreement(rows)
     verdict = "agrees with" if ours == paper else "disagrees with"
     text = (f"Small-scale ranking ({' > '.join(ours)}) {verdict} the paper's ({' > '.join(paper)}); "
-            f"{agree} of {len(couples)} pairwise orderings agree.")
+            f"{agree} of {agree + disagree + tied} pairwise orderings agree.")
     if noise > 0:
         firm, against, undecided = pairwise_agreement(rows, noise)
         text += (f" Beyond the run-to-run spread ({100 * noise:.1f} points): {firm} agree, {against} disagree, "
