@@ -42,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
         missing = [str(args.out / n / "results.json") for n in names if not (args.out / n / "results.json").is_file()]
         if missing:
             raise ConfigError(f"--report-only: no results to report at {', '.join(missing)}; run the studies first")
-    for name in names if not args.report_only else []:
-        run_study(name, args.out / name, tasks=args.tasks, seed=args.seed, epochs=args.epochs,
-                  data_root=args.out / "data", extra=args.overrides)
-        print(f"hrnet ablate: {name} -> {args.out / name / 'report.md'}")
+    else:
+        for name in names:
+            run_study(name, args.out / name, tasks=args.tasks, seed=args.seed, epochs=args.epochs,
+                      data_root=args.out / "data", extra=args.overrides)
+            print(f"hrnet ablate: {name} -> {args.out / name / 'report.md'}")
     if args.report:
         write_text(args.report, combined_report(args.out, names, assets=args.report.parent))
         print(f"hrnet ablate: report -> {args.report}")
