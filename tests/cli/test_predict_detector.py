@@ -25,12 +25,7 @@ IMAGES = ("000000000785.jpg", "000000000802.jpg")
 PERSON_ONLY = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def write_yaml(path: Path, tree: dict) -> Path:
