@@ -63,6 +63,31 @@ def test_int8_model_is_smaller_and_close(exported, tmp_path):
     assert parity.max_abs_diff > 1e-6  # it really is quantized
 
 
+def test_int8_ranges_are_the_mean_of_group_extremes(tmp_path):
+    """One outlier image widens only its own group's range: the input's uint8 scale follows the mean of
+    the per-group min/max over groups of CALIBRATION_GROUP images, however the caller batched them."""
+    import onnx
+    from onnx import numpy_helper
+
+    from hrnet.deploy.onnx import CALIBRATION_GROUP
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+    source = export_onnx(model.eval(), tmp_path / "small.onnx", torch.zeros(1, 3, 8, 8))
+    images = torch.rand(2 * CALIBRATION_GROUP, 3, 8, 8) * 2 - 1  # within [-1, 1]
+    images[0, 0, 0, 0], images[1, 0, 0, 0] = 1.0, -1.0  # every group spans exactly [-1, 1] ...
+    images[CALIBRATION_GROUP, 0, 0, 0], images[CALIBRATION_GROUP + 1, 0, 0, 0] = 1.0, -1.0
+    images[-1, 0, 0, 0] = 9.0  # ... but the second one reaches 9
+    calibration = images.split([5, 20, 2 * CALIBRATION_GROUP - 25])
+    proto = onnx.load(quantize_onnx(source, tmp_path / "small.int8.onnx", calibration))
+    weights = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    quantize_input = next(n for n in proto.graph.node
+                          if n.op_type == "QuantizeLinear" and n.input[0] == proto.graph.input[0].name)
+    low, high = -1.0, (1.0 + 9.0) / 2  # the global min/max would be -1, 9
+    assert float(weights[quantize_input.input[1]]) == pytest.approx((high - low) / 255, rel=1e-5)
+    with pytest.raises(ConfigError, match="calibration images"):
+        quantize_onnx(source, tmp_path / "none.onnx", [])
+
+
 def test_errors_name_the_problem(tmp_path, pose_model):
     with pytest.raises(ConfigError, match="not found"):
         OnnxRunner(tmp_path / "missing.onnx")

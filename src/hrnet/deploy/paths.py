@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError, did_you_mean
 from ..models.registry import PRESETS
 from .compile import cache_root, compile_for_inference, eager_runner
-from .onnx import OnnxRunner, export_onnx, quantize_onnx
+from .onnx import CALIBRATION_GROUP, OnnxRunner, export_onnx, quantize_onnx
 from .parity import Parity, compare_outputs
 
 __all__ = ["DeployPath", "DeployedModel", "PATHS", "list_paths", "get_path", "deploy", "example_input",
@@ -95,7 +95,7 @@ def _onnx(inputs: BuildInputs) -> Runner:
 
 def _onnx_int8(inputs: BuildInputs) -> Runner:
     source = _onnx_file(inputs)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"calibration group {CALIBRATION_GROUP}, moving-average ranges".encode())
     for batch in inputs.calibration:
         digest.update(batch.detach().float().cpu().contiguous().numpy().tobytes())
     path = source.with_name(f"{source.stem}.int8-{digest.hexdigest()[:12]}.onnx")
