@@ -171,20 +171,24 @@ class OnnxRunner:
 #: images, of each group's min and max (ONNX Runtime's moving-average calibration; PyTorch's
 #: moving-average min/max observer estimates likewise): a global min/max follows the rarest extreme
 #: activation and spreads the 256 levels over a range the typical image never uses. On the trained
-#: synthetic-pose W32 this took the int8 AP drop from 1.21 to 0.09 points (benchmarks/RESULTS.md).
+#: synthetic-pose W32 this took the int8 AP drop from 1.21 to 0.07 points (benchmarks/RESULTS.md).
 CALIBRATION_GROUP = 16
 
 
-class _Batches:
-    """ONNX Runtime's calibration-reader protocol: the calibration images, regrouped in fixed-size groups
-    so that the range estimate does not depend on how the caller batched them."""
+def _calibration_images(batches: Iterable[Tensor]) -> Tensor:
+    """All calibration images in one float CPU tensor, so they can be regrouped; none is an error."""
+    batches = [batch.detach().float().cpu() for batch in batches]
+    if not sum(len(batch) for batch in batches):
+        raise ConfigError("int8 quantization needs calibration images; none were given")
+    return torch.cat(batches)
 
-    def __init__(self, input_name: str, batches: Iterable[Tensor], group: int = CALIBRATION_GROUP) -> None:
+
+class _Batches:
+    """ONNX Runtime's calibration-reader protocol: the calibration images in groups of ``group``, so that
+    the range estimate does not depend on how the caller batched them."""
+
+    def __init__(self, input_name: str, images: Tensor, group: int = CALIBRATION_GROUP) -> None:
         self.input_name = input_name
-        batches = [batch.detach().float().cpu() for batch in batches]
-        if not batches or not sum(len(batch) for batch in batches):
-            raise ConfigError("int8 quantization needs calibration images; none were given")
-        images = torch.cat(batches)
         self.iterator = iter(images.split(group))
 
     def get_next(self) -> dict[str, Any] | None:
@@ -198,14 +202,15 @@ def quantize_onnx(source: str | os.PathLike, path: str | os.PathLike, calibratio
 
     Weights are int8 per output channel, activations uint8 with ranges estimated on the ``calibration``
     batches as :data:`CALIBRATION_GROUP` says (use a few hundred real training images for trained
-    weights). The final layer stays fp32 (``exclude_last``): it maps features to heatmaps or logits, where an 8-bit
-    output grid would cost accuracy for a negligible speed-up.
+    weights). The final layer stays fp32 (``exclude_last``): it maps features to heatmaps or logits,
+    where an 8-bit output grid would cost accuracy for a negligible speed-up.
     """
     onnx = _require("onnx", "int8 quantization")
     quantization = _require("onnxruntime.quantization", "int8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source, path = Path(source), Path(path)
+    images = _calibration_images(calibration)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
@@ -214,7 +219,7 @@ def quantize_onnx(source: str | os.PathLike, path: str | os.PathLike, calibratio
         excluded = layers[-1:] if exclude_last else []
         quantized = Path(tmp) / "quantized.onnx"
         quantization.quantize_static(
-            str(prepared), str(quantized), _Batches(graph.input[0].name, calibration),
+            str(prepared), str(quantized), _Batches(graph.input[0].name, images),
             quant_format=quantization.QuantFormat.QDQ, per_channel=True,
             activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
             nodes_to_exclude=excluded, extra_options={"ActivationSymmetric": False, "CalibMovingAverage": True})
