@@ -113,15 +113,15 @@ def stride_two_pyramid(backbone: nn.Module) -> nn.Module:
     return backbone
 
 
-def _backbone(backbone: str | nn.Module, one_stage: bool, frozen_bn: bool,
+def _backbone(backbone: str | nn.Module, spec: Architecture, frozen_bn: bool,
               overrides: dict[str, Any]) -> nn.Module:
     """A preset is built (and given stride-2 levels for one-stage heads); a module is used as it is."""
     if isinstance(backbone, str):
-        if backbone not in BACKBONES:
-            raise ConfigError(f"unknown detection backbone {backbone!r}; known: {list(BACKBONES)}."
-                              f"{did_you_mean(backbone, BACKBONES)}")
+        if backbone not in spec.backbones:
+            raise ConfigError(f"unknown detection backbone {backbone!r}; known: {list(spec.backbones)}."
+                              f"{did_you_mean(backbone, spec.backbones)}")
         backbone = build_model(backbone, **overrides)
-        if one_stage:
+        if spec.one_stage:
             stride_two_pyramid(backbone)
     if not hasattr(backbone, "out_channels"):
         raise ConfigError("a detection backbone needs an 'out_channels' attribute; "
@@ -160,6 +160,8 @@ class Architecture:
     detector_class: type[nn.Module]
     one_stage: bool
     predicts_masks: bool
+    #: the backbone presets this architecture is offered with (``<arch>_<backbone>`` presets)
+    backbones: tuple[str, ...] = BACKBONES
 
     def option_names(self) -> set[str]:
         """The constructor options of ``detector_class`` and its bases (torchvision's detectors swallow
@@ -182,14 +184,14 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 def list_detectors() -> list[str]:
     """Every ``<architecture>_<backbone>`` preset, e.g. ``faster_rcnn_hrnetv2p_w18``."""
-    return [f"{arch}_{backbone}" for arch in ARCHITECTURES for backbone in BACKBONES]
+    return [f"{arch}_{backbone}" for arch, spec in ARCHITECTURES.items() for backbone in spec.backbones]
 
 
 def split_detector_name(name: str) -> tuple[str, str]:
     """``"mask_rcnn_hrnetv2p_w32"`` -> ``("mask_rcnn", "hrnetv2p_w32")``; ``ConfigError`` if unknown."""
-    for arch in ARCHITECTURES:
+    for arch, spec in ARCHITECTURES.items():
         backbone = name.removeprefix(f"{arch}_")
-        if backbone != name and backbone in BACKBONES:
+        if backbone != name and backbone in spec.backbones:
             return arch, backbone
     raise ConfigError(f"unknown detector preset {name!r}.{did_you_mean(name, list_detectors())} "
                       f"Known presets: {', '.join(list_detectors())}.")
@@ -218,7 +220,7 @@ def build_detector(arch: str, backbone: str | nn.Module = "hrnetv2p_w18", num_cl
         known = spec.option_names() | {"num_classes", "frozen_bn", "backbone_overrides"}
         hints = "".join(did_you_mean(name, known) for name in unknown)
         raise ConfigError(f"unknown option(s) {unknown} of torchvision's {spec.detector_class.__name__}.{hints}")
-    body = _backbone(backbone, spec.one_stage, frozen_bn, dict(backbone_overrides or {}))
+    body = _backbone(backbone, spec, frozen_bn, dict(backbone_overrides or {}))
     model = spec.build(body, num_classes + 1, min_size=min_size, max_size=max_size, **options)
     model.arch = arch
     model.num_categories = num_classes
