@@ -12,6 +12,7 @@ import torch
 from ..cli.common import add_model_source_arguments, model_from_source
 from ..errors import ConfigError
 from ..io import write_json, write_text
+from ..media import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD
 from .bench import recalibrate_batchnorm, run_benchmark
 from .onnx import DEFAULT_OPSET, OnnxRunner, export_detector_onnx, export_onnx, is_detector, quantize_onnx
 from .parity import compare_outputs
@@ -19,7 +20,6 @@ from .paths import PATHS, example_input, list_paths
 
 __all__ = ["add_export_parser", "run_export", "add_bench_parser", "run_bench", "calibration_batches"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DETECTOR_EXAMPLE_SIZE = (800, 1216)  # HRNetV2p's quoted input; the exported detector takes any size
 
 
@@ -28,8 +28,6 @@ def calibration_batches(folder: str | os.PathLike, input_size: tuple[int, int], 
     """Up to ``count`` images of ``folder`` (sorted, recursive), resized to ``input_size`` and
     ImageNet-normalised as the models' training pipelines do, in batches of ``batch_size``."""
     import cv2
-
-    from ..tasks.pose.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]

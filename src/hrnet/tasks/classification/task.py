@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -24,6 +25,7 @@ from ...engine.distributed import all_gather_object, broadcast_object, is_main_p
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
 from ...io import write_json
+from ...media import expand_inputs, read_image
 from ...models.registry import build_model as build_preset
 from ...models.registry import get_preset
 from .data import (
@@ -32,10 +34,8 @@ from .data import (
     ClassificationDataset,
     eval_transforms,
     folder_classes,
-    is_image_file,
     list_classes,
     read_class_names,
-    read_image,
     read_list_file,
     train_transforms,
 )
@@ -252,14 +252,14 @@ class ClassificationTask(Task):
             raise DataError(f"{len(names)} class names are given but the model predicts {num_classes} classes")
         transform = self._eval_transform()
         device = next(model.parameters()).device
-        files = image_files(inputs)
+        files = expand_inputs(inputs, recursive=True)[0]
         was_training = model.training
         model.eval()
         results = []
         with torch.no_grad():
             for start in range(0, len(files), batch_size):
                 chunk = files[start : start + batch_size]
-                images = torch.stack([transform(read_image(path)) for path in chunk]).to(device)
+                images = torch.stack([transform(Image.fromarray(read_image(path))) for path in chunk]).to(device)
                 probabilities = model(images).float().softmax(dim=1).cpu()
                 scores, classes = probabilities.topk(min(topk, probabilities.shape[1]), dim=1)
                 for path, row_scores, row_classes in zip(chunk, scores.tolist(), classes.tolist(), strict=True):
@@ -287,18 +287,3 @@ def format_prediction(path: Path, top: list[dict[str, Any]]) -> str:
     width = max(len(t["class"]) for t in top)
     rows = [f"  {rank}. {t['class']:<{width}}  {t['score']:.4f}" for rank, t in enumerate(top, start=1)]
     return "\n".join([str(path), *rows])
-
-
-def image_files(inputs: list[Path]) -> list[Path]:
-    """Image files among ``inputs``: files as given, folders searched recursively in sorted order."""
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files.extend(sorted(p for p in item.rglob("*") if p.is_file() and is_image_file(p)))
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise DataError(f"input not found: {item}")
-    if not files:
-        raise DataError(f"no images found in {[str(p) for p in inputs]}")
-    return files

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
@@ -21,23 +20,22 @@ from torch.utils.data import DataLoader
 from ...engine.distributed import all_gather_object, broadcast_object, is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
-from ...io import atomic_write, write_json
+from ...io import write_json
+from ...media import expand_inputs, read_image, write_image
 from .data import (
     CategoryMap,
     CocoDetection,
     collate_detection,
     eval_transforms,
+    image_tensor,
     load_coco,
-    read_image,
     train_transforms,
 )
 from .evaluation import detections_to_coco, evaluate_coco, write_results
 from .inference import detect, draw_detections
 from .models import ARCHITECTURES, build_detector, split_detector_name
 
-__all__ = ["DetectionDataConfig", "DetectionTask", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+__all__ = ["DetectionDataConfig", "DetectionTask"]
 
 
 class DetectionDataConfig(BaseModel):
@@ -182,44 +180,19 @@ class DetectionTask(Task):
         if options:
             raise ConfigError(f"unknown predict option(s) {sorted(options)}; "
                               "known: score_threshold, batch_size")
-        paths = _image_files(inputs)
+        paths = expand_inputs(inputs)[0]
         names = self.category_names()
         out_dir = Path(out_dir)
         written, listing = [], []
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            images = [read_image(path) for path in chunk]
+            images = [image_tensor(read_image(path)) for path in chunk]
             for path, image, output in zip(chunk, images, detect(model, images), strict=True):
                 drawn = draw_detections(image, output, names, score_threshold)
-                target = out_dir / f"{path.stem}.png"
-                with atomic_write(target) as f:
-                    f.write(_png_bytes(drawn))
-                written.append(target)
+                written.append(write_image(out_dir / f"{path.stem}.png", drawn.permute(1, 2, 0).numpy()))
                 listing.append(_detections_record(path, output, names, score_threshold))
         write_json(out_dir / "detections.json", listing, indent=1)
         return [*written, out_dir / "detections.json"]
-
-
-def _image_files(inputs: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise DataError(f"input not found: {item}")
-    if not files:
-        raise DataError(f"no images found in {[str(p) for p in inputs]} "
-                        f"(looked for {', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def _png_bytes(image: Tensor) -> bytes:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image.permute(1, 2, 0).numpy(), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise DataError("cannot encode the drawn detections as PNG")
-    return encoded.tobytes()
 
 
 def _detections_record(path: Path, output: dict[str, Tensor], names: list[str] | None,

@@ -10,7 +10,7 @@ frame for a video file or a webcam and writes an MP4 with the poses drawn.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from ...errors import DataError
 from ...io import read_structured
+from ...media import read_frames, read_image
 from .codecs import HeatmapCodec
-from .datasets import read_image
 from .meta import KeypointMeta
 from .postprocess import flip_test_merge, oks_nms, rescore
 from .transforms import to_input_tensor
@@ -215,20 +215,6 @@ def detected_box_records(detector: Detector, image_paths: Sequence[str | os.Path
     return records
 
 
-def _frames(source: str | int) -> Iterator[np.ndarray]:
-    capture = cv2.VideoCapture(source)
-    if not capture.isOpened():
-        raise DataError(f"cannot open video source {source!r}")
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
-
-
 def predict_video(
     predictor: TopDownPredictor,
     source: str | os.PathLike | int,
@@ -250,7 +236,7 @@ def predict_video(
     writer = None
     per_frame: list[list[dict[str, Any]]] = []
     try:
-        for n, frame in enumerate(_frames(source if isinstance(source, int) else str(source))):
+        for n, frame in enumerate(read_frames(source)):
             if max_frames is not None and n >= max_frames:
                 break
             boxes, scores = detector(frame) if detector is not None else (None, None)

@@ -19,7 +19,6 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 from pydantic import Field, model_validator
 from torch import Tensor, nn
@@ -29,9 +28,10 @@ from ...engine.config import EvalConfig, StrictModel
 from ...engine.distributed import all_gather_object, is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError, did_you_mean
-from ...io import atomic_write, write_json
+from ...io import write_json
+from ...media import expand_inputs, read_image, video_source, write_image
 from .codecs import HeatmapCodec, build_codec
-from .datasets import LoadReport, TopDownDataset, load_coco_instances, load_mpii_instances, read_image
+from .datasets import LoadReport, TopDownDataset, load_coco_instances, load_mpii_instances
 from .evaluation import (
     coco_keypoint_results,
     evaluate_coco_keypoints,
@@ -430,7 +430,7 @@ class PoseTask(Task):
             raise ConfigError(
                 f"unknown pose predict option(s) {unknown}.{hints} Known: {', '.join(self.PREDICT_OPTIONS)}"
             )
-        images, videos = _expand_inputs(inputs)
+        images, videos = expand_inputs(inputs, videos=True)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         batch = int(options.get("batch_size") or self.cfg.eval.batch_size or self.cfg.train.batch_size)
@@ -461,12 +461,12 @@ class PoseTask(Task):
                 records.extend(_records(instances, path.name, _image_id(path)))
                 if overlays:
                     overlay = draw_poses(array, instances, self.meta, kpt_thre)
-                    written.append(_write_png(out_dir / f"{path.stem}_pose.png", overlay))
+                    written.append(write_image(out_dir / f"{path.stem}_pose.png", overlay))
         for source in videos:
             video_out = out_dir / f"{_safe(source if isinstance(source, str) else source.stem)}_pose.mp4"
             frames = predict_video(
                 predictor,
-                _video_source(source),
+                video_source(source),
                 video_out,
                 detector=None if detector is None else lambda frame: _above(*detector(frame), box_thre),
                 max_frames=options.get("max_frames"),
@@ -489,36 +489,6 @@ def _cat(parts: list[np.ndarray], empty_shape: tuple[int, ...], dtype: Any = np.
     return np.concatenate(parts) if parts else np.zeros(empty_shape, dtype=dtype)
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
-def _expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Path | str]]:
-    """Images (folders expanded to their image files, sorted) and video sources, in input order."""
-    images: list[Path] = []
-    videos: list[Path | str] = []
-    for item in inputs:
-        path = Path(item)
-        if str(item).startswith("webcam"):
-            videos.append(str(item))
-        elif path.is_dir():
-            images.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif not path.exists():
-            raise DataError(f"input {str(path)!r} does not exist")
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
-            videos.append(path)
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(path)
-        else:
-            raise DataError(
-                f"input {str(path)!r} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
-                f"({', '.join(VIDEO_SUFFIXES)})"
-            )
-    if not images and not videos:
-        raise DataError(f"no images or videos found in {[str(p) for p in inputs]}")
-    return images, videos
-
-
 def _person_boxes(
     table: dict[str, list] | None, path: Path, box_thre: float
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -535,13 +505,6 @@ def _person_boxes(
 def _above(boxes: np.ndarray, scores: np.ndarray, box_thre: float) -> tuple[np.ndarray, np.ndarray]:
     keep = np.asarray(scores) >= box_thre
     return np.asarray(boxes)[keep], np.asarray(scores)[keep]
-
-
-def _video_source(source: Path | str) -> Path | int:
-    if isinstance(source, Path):
-        return source
-    _, _, index = source.partition(":")
-    return int(index or 0)
 
 
 def _safe(name: str) -> str:
@@ -566,12 +529,3 @@ def _records(instances: list[dict[str, Any]], image: str, image_id: int | str) -
         }
         for x in instances
     ]
-
-
-def _write_png(path: Path, image_rgb: np.ndarray) -> Path:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise DataError(f"cannot encode {path} as PNG")
-    with atomic_write(path, "wb") as f:
-        f.write(buf.tobytes())
-    return path

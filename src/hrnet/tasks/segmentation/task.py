@@ -24,6 +24,7 @@ from ...engine.distributed import is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
 from ...io import write_json
+from ...media import expand_inputs, read_image, write_image
 from .classes import (
     ADE20K_CLASSES,
     CITYSCAPES_CLASS_WEIGHTS,
@@ -39,18 +40,16 @@ from .classes import (
 )
 from .datasets import (
     DATASETS,
-    IMAGE_SUFFIXES,
     EvalResize,
     TrainAugment,
     collate_segmentation,
     load_class_list,
-    read_image,
 )
 from .inference import InferenceMode, predict_scores
 from .losses import SegmentationLoss, build_loss
 from .metrics import confusion_matrix, reduce_confusion_matrix, segmentation_metrics
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_image
-from .visualize import overlay, write_iou_report, write_png
+from .visualize import overlay, write_iou_report
 
 __all__ = [
     "DATASET_DEFAULTS",
@@ -239,23 +238,6 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _image_files(inputs: Sequence[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in map(Path, inputs):
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DataError(f"input not found: {path}")
-    if not files:
-        raise DataError("no input images given")
-    return files
-
-
 @register_task
 class SegmentationTask(Task):
     """Semantic segmentation with HRNetV2 (``seg_hrnetv2_*``) and HRNetV2+OCR (``seg_hrnetv2_*_ocr``)."""
@@ -434,7 +416,7 @@ class SegmentationTask(Task):
         labels = pred.numpy().astype(np.uint8)
         if self.data.dataset == "cityscapes":
             labels = to_cityscapes_label_ids(labels)
-        return write_png(folder / f"{name}.png", labels)
+        return write_image(folder / f"{name}.png", labels)
 
     # ---------------------------------------------------------------------------------------- prediction
 
@@ -450,15 +432,15 @@ class SegmentationTask(Task):
         was_training = model.training
         model.eval()
         written: list[Path] = []
-        for path in _image_files(inputs):
-            image = read_image(path)
+        for path in expand_inputs(inputs)[0]:
+            image = read_image(path, "bgr")
             resized, pad = resize(image, self.data.mean)
             tensor = torch.from_numpy(normalize_image(resized, self.data.mean, self.data.std).transpose(2, 0, 1).copy())
             labels = self.predict_labels(model, tensor, image.shape[:2], pad).numpy().astype(np.uint8)
-            written.append(write_png(out_dir / f"{path.stem}_label.png", labels))
+            written.append(write_image(out_dir / f"{path.stem}_label.png", labels))
             if self.data.dataset == "cityscapes":
-                written.append(write_png(out_dir / f"{path.stem}_labelIds.png", to_cityscapes_label_ids(labels)))
+                written.append(write_image(out_dir / f"{path.stem}_labelIds.png", to_cityscapes_label_ids(labels)))
             blended = overlay(image, labels, self.palette, alpha, self.ignore_index)
-            written.append(write_png(out_dir / f"{path.stem}_overlay.png", blended))
+            written.append(write_image(out_dir / f"{path.stem}_overlay.png", blended, color="bgr"))
         model.train(was_training)
         return written
