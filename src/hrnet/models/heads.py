@@ -87,6 +87,8 @@ class PoseHRNet(_RepresentationMixin, HighResolutionNet):
     ``branch=k`` predicts from the k-th branch instead (resolution 1/(4*2^k); the paper's Fig. 9).
     """
 
+    head_modules = ("increase", "final_layer")
+
     def __init__(self, cfg: BackboneConfig, num_joints: int = 17, final_conv_kernel: int = 1,
                  representation: Representation = "v1", branch: int = 0) -> None:
         # The official pose model keeps only the high-resolution output of the last module.
@@ -102,6 +104,8 @@ class PoseHRNet(_RepresentationMixin, HighResolutionNet):
 
 class SegHRNet(_RepresentationMixin, HighResolutionNet):
     """HRNetV2 for semantic segmentation: ``(N, 3, H, W) -> (N, K, H/4, W/4)`` logits."""
+
+    head_modules = ("increase", "last_layer")
 
     def __init__(self, cfg: BackboneConfig, num_classes: int = 19, final_conv_kernel: int = 1,
                  representation: Representation = "v2") -> None:
@@ -179,6 +183,8 @@ class SpatialOCR(nn.Module):
 class SegHRNetOCR(HighResolutionNet):
     """HRNetV2 + OCR: returns ``[aux_logits, logits]``, both ``(N, K, H/4, W/4)`` (use the last)."""
 
+    head_modules = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head", "aux_head")
+
     def __init__(self, cfg: BackboneConfig, num_classes: int = 19, ocr_mid_channels: int = 512,
                  ocr_key_channels: int = 256, dropout: float = 0.05) -> None:
         super().__init__(cfg)
@@ -203,6 +209,8 @@ class SegHRNetOCR(HighResolutionNet):
 
 class ClsHRNet(HighResolutionNet):
     """HRNet-W*-C for ImageNet: ``(N, 3, H, W) -> (N, num_classes)`` logits."""
+
+    head_modules = ("incre_modules", "downsamp_modules", "final_layer", "classifier")
 
     def __init__(self, cfg: BackboneConfig, num_classes: int = 1000,
                  head_channels: tuple[int, ...] = (32, 64, 128, 256), final_channels: int = 2048) -> None:
@@ -256,6 +264,8 @@ class HRFPN(nn.Module):
 class HRNetV2p(HighResolutionNet):
     """Backbone + HRFPN with torchvision's backbone contract: ``out_channels`` and an ``OrderedDict``
     ``{'p2': 1/4, 'p3': 1/8, 'p4': 1/16, 'p5': 1/32, 'p6': 1/64}`` of ``out_channels``-wide maps."""
+
+    head_modules = ("neck",)
 
     def __init__(self, cfg: BackboneConfig, out_channels: int = 256, num_levels: int = 5,
                  pooling: Literal["avg", "max"] = "avg") -> None:

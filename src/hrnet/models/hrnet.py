@@ -21,7 +21,7 @@ The options beyond the released models are the paper's ablations (Sec. 4.5): whe
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -303,8 +303,12 @@ class HighResolutionNet(nn.Module):
     """HRNet backbone. ``forward`` returns ``{'res2': 1/4, 'res3': 1/8, 'res4': 1/16, 'res5': 1/32}``.
 
     Task models subclass it and add their head modules, so state-dict keys stay those of the official
-    code (``conv1``, ``layer1``, ``transition1``, ``stage2``, ..., then the head).
+    code (``conv1``, ``layer1``, ``transition1``, ``stage2``, ..., then the head). Each names its head's
+    top-level modules in ``head_modules`` (timm's ``classifier``), which weight loading asks for.
     """
+
+    #: top-level modules of the task head (none for the bare backbone)
+    head_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
@@ -331,6 +335,8 @@ class HighResolutionNet(nn.Module):
                                                     multi_scale_output=multi, fuse=(k, idx) in fusing))
             channels = stage.out_channels
             setattr(self, f"stage{k + 1}", nn.Sequential(*modules))
+        #: top-level modules of the backbone, in the official names (the head's come after them)
+        self.backbone_modules = tuple(name for name, _ in self.named_children())
         last = cfg.stages[-1]
         self.feature_info = [
             FeatureInfo(f"res{b + 2}", c, 4 * 2**b)

@@ -1,7 +1,9 @@
 """Named presets: ``list_models()`` and ``build_model(name, **overrides)``.
 
 A preset is a task family (pose, seg, seg_ocr, cls, hrnetv2p), a backbone (width C or a W18-small
-variant), head defaults, the input size its complexity is quoted at, and the paper's figures.
+variant), head defaults, the paper's figures, and -- as timm's pretrained configs -- the preprocessing its
+weights expect: input size, mean and std, and the names of its head modules. A built model carries them
+as ``model.pretrained_cfg`` (:meth:`Preset.pretrained_cfg`).
 Overrides reach either the backbone (``width``, ``blocks``, ``modules``, ``stage1_blocks``, and the
 ablation knobs ``fusion``, ``resolution``, ``downsample``, ``fuse_method``; ``upsample``,
 ``align_corners``, ``bn_momentum``, ``in_channels``) or the head (``num_joints``, ``num_classes``, ...).
@@ -16,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
+from ..media import IMAGENET_MEAN, IMAGENET_STD
 from .heads import ClsHRNet, HRNetV2p, PoseHRNet, SegHRNet, SegHRNetOCR
 from .hrnet import BackboneConfig, backbone_config
 
@@ -56,6 +59,19 @@ class Preset:
     head: dict[str, Any] = field(default_factory=dict)
     paper: tuple[PaperFigure, ...] = ()
     description: str = ""
+    #: RGB normalisation of the input (in [0, 1] units) the weights are trained with
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def head_modules(self) -> tuple[str, ...]:
+        """The top-level modules of the preset's head (timm's ``classifier``)."""
+        return FAMILIES[self.family].head_modules
+
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """What the weights expect, as timm's ``pretrained_cfg``: input size (H, W), mean, std, head modules."""
+        return {"name": self.name, "input_size": self.input_size, "mean": self.mean, "std": self.std,
+                "head_modules": self.head_modules}
 
 
 def _pose(width: int, paper: tuple[PaperFigure, ...]) -> Preset:
@@ -164,6 +180,7 @@ def build_model(name: str, weights: str | None = None, **overrides: Any) -> nn.M
     except (ValueError, TypeError) as e:
         raise ConfigError(f"cannot build model {name!r} with {overrides}: {e}") from e
     model.preset = name
+    model.pretrained_cfg = preset.pretrained_cfg()
     if weights is not None:
         from .weights import load_weights
 
