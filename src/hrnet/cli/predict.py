@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.build import resolve_device
+from ..engine.build import build_task, resolve_device
 from ..engine.config import ExperimentConfig
 from ..engine.inference import predict
 from ..errors import ConfigError
@@ -98,5 +98,6 @@ def detect_persons(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[Per
     if not images:
         return detector, None
     boxes_file = Path(args.out) / "person_boxes.json"
-    write_json(boxes_file, detected_box_records(detector, images), indent=1)
+    category_id = build_task(cfg).category_id  # the keypoint dataset's: the pose task reads those boxes
+    write_json(boxes_file, detected_box_records(detector, images, category_id), indent=1)
     return detector, boxes_file
