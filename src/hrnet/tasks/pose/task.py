@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -62,8 +63,7 @@ class PoseTask(Task):
         self.meta: KeypointMeta = resolve_meta(self.data.meta or self.data.format)
         if self.data.format == "mpii":
             self.main_metric = "PCKh"
-        self.codec: HeatmapCodec = self._build_codec()
-        self._model_overrides()  # fail early on a num_joints that does not fit the keypoint meta
+        self.codec: HeatmapCodec = self._build_codec()  # builds the model: a num_joints off the meta fails here
         self.criterion = build_loss(self.loss_cfg.name, self.loss_cfg.use_target_weight, self.loss_cfg.topk)
 
     # ------------------------------------------------------------------------------------------ building
@@ -79,16 +79,18 @@ class PoseTask(Task):
         return overrides
 
     def _build_codec(self) -> HeatmapCodec:
-        stride = 4 * 2 ** int(self.cfg.model.overrides.get("branch", 0))
+        with torch.device("meta"):  # the model states its geometry; built without memory or weights
+            model = self.build_model()
+        stride, multiple = model.output_stride, model.size_divisibility
         w, h = self.data.input_size
         if w % stride or h % stride:
             raise ConfigError(
                 f"data.input_size={list(self.data.input_size)} must be divisible by the model's output stride {stride}"
             )
-        if self.cfg.model.overrides.get("upsample", "nearest") == "nearest" and (w % 32 or h % 32):
+        if w % multiple or h % multiple:
             raise ConfigError(
-                f"data.input_size={list(self.data.input_size)}: both sides must be multiples of 32 for a model "
-                "that fuses with nearest upsampling (the official pose models); e.g. [192, 256] or [96, 128]"
+                f"data.input_size={list(self.data.input_size)}: both sides must be multiples of {multiple} for a "
+                "model that fuses with nearest upsampling (the official pose models); e.g. [192, 256] or [96, 128]"
             )
         expected = (w // stride, h // stride)
         heatmap_size = self.data.heatmap_size or expected
