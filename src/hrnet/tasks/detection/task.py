@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ...engine.config import StrictModel
 from ...engine.distributed import all_gather_object, broadcast_object, is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
@@ -38,10 +38,8 @@ from .models import ARCHITECTURES, build_detector, split_detector_name
 __all__ = ["DetectionDataConfig", "DetectionTask"]
 
 
-class DetectionDataConfig(BaseModel):
+class DetectionDataConfig(StrictModel):
     """``data:`` of a detection config: a COCO-format dataset under ``root`` and the input sizes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     root: Path
     train_ann: str = "annotations/instances_train2017.json"
@@ -88,7 +86,7 @@ class DetectionTask(Task):
         if not isinstance(backbone_overrides, dict):
             raise ConfigError("model.overrides.backbone must be a mapping of options, "
                               f"got {backbone_overrides!r}")
-        data = self.cfg.data
+        data = self.data
         try:
             return build_detector(self.arch, self.backbone, self.num_classes, min_size=data.min_size,
                                   max_size=data.max_size, backbone_overrides=backbone_overrides, **options)
@@ -96,7 +94,7 @@ class DetectionTask(Task):
             raise ConfigError(f"model.overrides of {self.cfg.model.name!r}: {e}") from None
 
     def build_dataset(self, split: str) -> CocoDetection:
-        data = self.cfg.data
+        data = self.data
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         train = split == "train"
@@ -125,24 +123,19 @@ class DetectionTask(Task):
         loss = sum(losses.values())
         return loss, {name: float(value.detach()) for name, value in losses.items()}
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader, out_dir: Path) -> dict[str, float]:
         """COCO bbox (and segm for Mask R-CNN) AP: each process detects its share of the val split, rank 0
         gathers them, writes ``detections_{bbox,segm}.json`` under ``out_dir`` and evaluates; every rank
         returns the metrics."""
         dataset: CocoDetection = loader.dataset
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         results: dict[str, list] = {"bbox": []}
         if ARCHITECTURES[self.arch].predicts_masks:
             results["segm"] = []
         for images, targets in loader:
-            outputs = model([image.to(device) for image in images])
+            outputs = model(list(images))
             batch = detections_to_coco(outputs, [t["image_id"] for t in targets], dataset.categories)
             for iou_type, entries in batch.items():
                 results[iou_type].extend(entries)
-        model.train(was_training)
         gathered = all_gather_object(results)
         metrics: dict[str, float] = {}
         if is_main_process():
@@ -158,7 +151,7 @@ class DetectionTask(Task):
 
     def annotation_file(self) -> Path | None:
         """The config's val (or else train) annotation file, when one exists."""
-        data = self.cfg.data
+        data = self.data
         return next((data.root / ann for ann in (data.val_ann, data.train_ann) if (data.root / ann).is_file()), None)
 
     def category_map(self) -> CategoryMap | None:

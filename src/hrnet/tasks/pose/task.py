@@ -38,13 +38,6 @@ __all__ = ["CodecConfig", "AugmentSection", "PoseDataConfig", "PoseEvalConfig", 
 logger = logging.getLogger(__name__)
 
 
-def _section(cfg: Any, name: str, cls: type) -> Any:
-    value = getattr(cfg, name, None)
-    if value is None or isinstance(value, dict):
-        return cls.model_validate(value or {})
-    return value
-
-
 @register_task
 class PoseTask(Task):
     """Top-down human pose estimation (HRNetV1 heatmaps) on COCO-format keypoint sets and MPII."""
@@ -57,9 +50,6 @@ class PoseTask(Task):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.data: PoseDataConfig = _section(cfg, "data", PoseDataConfig)
-        self.eval_cfg: PoseEvalConfig = _section(cfg, "eval", PoseEvalConfig)
-        self.loss_cfg: PoseLossConfig = _section(cfg, "loss", PoseLossConfig)
         self.meta: KeypointMeta = resolve_meta(self.data.meta or self.data.format)
         if self.data.format == "mpii":
             self.main_metric = "PCKh"
@@ -202,9 +192,8 @@ class PoseTask(Task):
 
     def evaluate(self, model: nn.Module, loader: DataLoader, out_dir: Path) -> dict[str, float]:
         evaluator = self.build_evaluator(_unwrap(loader.dataset), Path(out_dir))
-        device = next(model.parameters()).device
         for batch in loader:
-            evaluator.process(batch, self.predict_heatmaps(model, batch["image"].to(device)))
+            evaluator.process(batch, self.predict_heatmaps(model, batch["image"]))
         return evaluator.evaluate()
 
     # ------------------------------------------------------------------------------------------ prediction

@@ -16,15 +16,16 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from ...engine.config import EvalConfig
+from ...engine.config import EvalConfig, StrictModel
 from ...engine.distributed import is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
 from ...io import write_json
 from ...media import expand_inputs, read_image, write_image
+from ...models.context import inference_context
 from .classes import (
     ADE20K_CLASSES,
     CITYSCAPES_CLASS_WEIGHTS,
@@ -86,11 +87,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 # fmt: on
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SegDataConfig(_Strict):
+class SegDataConfig(StrictModel):
     """``data:`` — the dataset and its training augmentation. Unset keys take the dataset's official value."""
 
     dataset: DatasetName
@@ -163,7 +160,7 @@ class SegDataConfig(_Strict):
         return EvalResize(self.eval_resize, self.eval_size, self.eval_fit_stride)
 
 
-class SegLossConfig(_Strict):
+class SegLossConfig(StrictModel):
     """``loss:`` — official ``LOSS.USE_OHEM``, ``OHEMTHRES``, ``OHEMKEEP``, ``BALANCE_WEIGHTS``."""
 
     name: Literal["ce", "ohem"] = "ce"
@@ -250,9 +247,6 @@ class SegmentationTask(Task):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.data: SegDataConfig = cfg.data
-        self.loss_cfg: SegLossConfig = cfg.loss if isinstance(cfg.loss, SegLossConfig) else SegLossConfig()
-        self.eval_cfg: SegEvalConfig = cfg.eval if isinstance(cfg.eval, SegEvalConfig) else SegEvalConfig()
         self.classes, self.palette, self.ignore_index = class_meta(self.data)
         if self.data.num_classes not in (None, len(self.classes)):
             raise ConfigError(
@@ -382,23 +376,19 @@ class SegmentationTask(Task):
         """Confusion matrix over this rank's images, summed over ranks; metrics and the per-class IoU
         report (``per_class_iou.{md,json,png}``) written under ``out_dir`` by rank 0."""
         out_dir = Path(out_dir)
-        was_training = model.training
-        model.eval()
         conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
-        with torch.no_grad():
-            for batch in loader:
-                if "label" not in batch:
-                    raise DataError(
-                        f"split {self.data.val_split!r} of {self.data.root} has no labels to evaluate "
-                        "against; use `hrnet predict` on its images"
-                    )
-                for i in range(len(batch["name"])):
-                    label = batch["label"][i]
-                    pred = self.predict_labels(model, batch["image"][i], label.shape[-2:], batch["pad"][i])
-                    conf += confusion_matrix(label, pred, self.num_classes, self.ignore_index)
-                    if self.eval_cfg.save_predictions:
-                        self._save_prediction(out_dir / "predictions", batch["name"][i], pred)
-        model.train(was_training)
+        for batch in loader:
+            if "label" not in batch:
+                raise DataError(
+                    f"split {self.data.val_split!r} of {self.data.root} has no labels to evaluate "
+                    "against; use `hrnet predict` on its images"
+                )
+            for i in range(len(batch["name"])):
+                label = batch["label"][i].cpu()
+                pred = self.predict_labels(model, batch["image"][i], label.shape[-2:], batch["pad"][i].tolist())
+                conf += confusion_matrix(label, pred, self.num_classes, self.ignore_index)
+                if self.eval_cfg.save_predictions:
+                    self._save_prediction(out_dir / "predictions", batch["name"][i], pred)
         conf = reduce_confusion_matrix(conf)
         metrics = segmentation_metrics(conf, self.eval_cfg.absent_classes)
         official = segmentation_metrics(conf, "zero")
@@ -429,18 +419,16 @@ class SegmentationTask(Task):
         alpha = float(options.get("alpha", 0.5))
         out_dir = Path(out_dir)
         resize = self.evaluation_resize()
-        was_training = model.training
-        model.eval()
         written: list[Path] = []
         for path in expand_inputs(inputs)[0]:
             image = read_image(path, "bgr")
             resized, pad = resize(image, self.data.mean)
             tensor = torch.from_numpy(normalize_image(resized, self.data.mean, self.data.std).transpose(2, 0, 1).copy())
-            labels = self.predict_labels(model, tensor, image.shape[:2], pad).numpy().astype(np.uint8)
+            with inference_context(model):
+                labels = self.predict_labels(model, tensor, image.shape[:2], pad).numpy().astype(np.uint8)
             written.append(write_image(out_dir / f"{path.stem}_label.png", labels))
             if self.data.dataset == "cityscapes":
                 written.append(write_image(out_dir / f"{path.stem}_labelIds.png", to_cityscapes_label_ids(labels)))
             blended = overlay(image, labels, self.palette, alpha, self.ignore_index)
             written.append(write_image(out_dir / f"{path.stem}_overlay.png", blended, color="bgr"))
-        model.train(was_training)
         return written
