@@ -41,7 +41,7 @@ from .data import (
     read_list_file,
     train_transforms,
 )
-from .metrics import topk_correct
+from .evaluation import topk_correct
 
 __all__ = ["ClassificationDataConfig", "ClassificationLossConfig", "ClassificationTask"]
 

@@ -7,8 +7,9 @@ evaluation and prediction share), ``evaluation`` (COCO AP, MPII PCKh, the traini
 the config sections and ``task`` plugs them into the engine. See ``docs/pose.md``.
 """
 
+from ...compat import alias_modules
 from .codecs import DARKHeatmap, HeatmapCodec, MSRAHeatmap, UDPHeatmap, build_codec, get_max_preds
-from .datasets import PersonInstance, TopDownDataset, load_coco_instances, load_mpii_instances
+from .data import PersonInstance, TopDownDataset, load_coco_instances, load_mpii_instances
 from .evaluation import PoseEvaluator, accuracy, coco_keypoint_results, evaluate_coco_keypoints, mpii_pckh
 from .inference import TopDownPredictor, boxes_for_image, load_boxes, predict_video
 from .loss import JointsMSELoss, JointsOHKMMSELoss
@@ -16,6 +17,8 @@ from .meta import COCO_META, MPII_META, KeypointMeta, load_meta
 from .postprocess import PoseDecoder, oks_iou, oks_nms, rescore, rescore_and_nms, soft_oks_nms
 from .transforms import box_to_center_scale, flip_back, get_affine_transform, transform_preds
 from .visualize import draw_poses
+
+alias_modules({"hrnet.tasks.pose.datasets": "hrnet.tasks.pose.data"})  # the module's name before 0.2
 
 __all__ = [
     "MSRAHeatmap", "DARKHeatmap", "UDPHeatmap", "HeatmapCodec", "build_codec", "get_max_preds",

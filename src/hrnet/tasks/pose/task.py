@@ -24,7 +24,7 @@ from ...io import read_structured, write_json
 from ...media import expand_inputs, read_image, video_source, write_image
 from .codecs import HeatmapCodec, build_codec
 from .config import AugmentSection, CodecConfig, PoseDataConfig, PoseEvalConfig, PoseLossConfig
-from .datasets import TopDownDataset, load_coco_instances, load_mpii_instances
+from .data import TopDownDataset, load_coco_instances, load_mpii_instances
 from .evaluation import GT_BOX_WARNING, PoseEvaluator, accuracy
 from .inference import TopDownPredictor, boxes_for_image, infer_heatmaps, load_boxes, predict_video
 from .loss import build_loss

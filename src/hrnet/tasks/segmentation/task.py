@@ -39,16 +39,16 @@ from .classes import (
     PASCAL_CONTEXT_60_CLASSES,
     official_palette,
 )
-from .datasets import (
+from .data import (
     DATASETS,
     EvalResize,
     TrainAugment,
     collate_segmentation,
     load_class_list,
 )
+from .evaluation import confusion_matrix, reduce_confusion_matrix, segmentation_metrics
 from .inference import InferenceMode, predict_scores
-from .losses import SegmentationLoss, build_loss
-from .metrics import confusion_matrix, reduce_confusion_matrix, segmentation_metrics
+from .loss import SegmentationLoss, build_loss
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_image
 from .visualize import overlay, write_iou_report
 
