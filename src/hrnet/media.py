@@ -29,6 +29,7 @@ __all__ = [
     "read_image",
     "write_image",
     "read_frames",
+    "video_fps",
     "video_source",
 ]
 
@@ -134,5 +135,14 @@ def read_frames(source: str | os.PathLike | int) -> Iterator[np.ndarray]:
             if not ok:
                 return
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+def video_fps(source: str | os.PathLike | int, default: float = 25.0) -> float:
+    """The frame rate a video file or webcam reports (``default`` when it reports none)."""
+    capture = cv2.VideoCapture(source if isinstance(source, int) else str(source))
+    try:
+        return float(capture.get(cv2.CAP_PROP_FPS) or default)
     finally:
         capture.release()

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ...errors import DataError
 from ...io import read_structured
-from ...media import read_frames, read_image
+from ...media import read_frames, read_image, video_fps
 from .codecs import HeatmapCodec
 from .meta import KeypointMeta
 from .postprocess import PoseDecoder, flip_test_merge
@@ -216,10 +216,7 @@ def predict_video(
 ) -> list[list[dict[str, Any]]]:
     """Pose of every frame of a video file or webcam (an int device index) with the poses drawn into an MP4
     at ``out_path``; persons come from ``detector`` or the whole frame. Returns the per-frame instances."""
-    if fps is None:
-        probe = cv2.VideoCapture(str(source) if not isinstance(source, int) else source)
-        fps = probe.get(cv2.CAP_PROP_FPS) or 25.0
-        probe.release()
+    fps = video_fps(source) if fps is None else fps
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
