@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HRNetError
-from . import ablate, convert, data, deploy, evaluate, info, predict, quickstart, train
+from . import ablate, convert, data, deploy, evaluate, info, predict, quickstart, train, weights
 from .common import is_main_process_env
 
-COMMANDS = [quickstart, train, evaluate, predict, deploy, convert, data, ablate]
+COMMANDS = [quickstart, train, evaluate, predict, deploy, convert, weights, data, ablate]
 
 
 def _add_info(subparsers: argparse._SubParsersAction) -> None:

@@ -227,8 +227,18 @@ def _download(url: str, progress: bool) -> Path:
 
 
 def _resolve(source: str | os.PathLike, progress: bool) -> Path:
+    """A URL is downloaded into the cache; a weights-registry name (``hrnet weights list``) that is not also
+    a file here is fetched (downloaded, checked and converted once) into the weights cache."""
     text = os.fspath(source)
-    return _download(text, progress) if "://" in text else Path(text)
+    if "://" in text:
+        return _download(text, progress)
+    from .zoo import WEIGHTS
+
+    if text in WEIGHTS and not Path(text).exists():
+        from ..download import fetch_weights
+
+        return fetch_weights(WEIGHTS[text], progress=progress)
+    return Path(text)
 
 
 def _read_source(source: Source, progress: bool) -> tuple[StateDict, dict[str, str], list[str], str]:
