@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..io import atomic_write, write_json
+from .openmmlab import convert_openmmlab, is_openmmlab
 
 __all__ = [
     "LoadReport",
@@ -416,7 +417,12 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
     """
     state, metadata, notes, name = _read_source(source, progress=verbose)
     model_state = model.state_dict()
+    mm_skipped: list[str] = []
+    if not backbone_only and is_openmmlab(state, model_state):  # a whole mmpose/mmseg/mmdet model: map its heads
+        state, mm_skipped, mm_notes = convert_openmmlab(state, model_state, name)
+        notes += mm_notes
     state, dropped, normalise_notes = normalize_state_dict(state, model_state)
+    dropped = mm_skipped + dropped
     notes += normalise_notes
     if metadata.get("preset"):
         notes.append(f"saved from preset '{metadata['preset']}'")
