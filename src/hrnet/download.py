@@ -161,7 +161,7 @@ def fetch_weights(entry: WeightsEntry, progress: bool = True, force: bool = Fals
     raw = converted.parent / entry.file_name
     if not raw.is_file():
         mirror = os.environ.get(MIRROR_ENV)
-        direct = entry.urls[:1] if entry.downloadable else []
+        direct = list(entry.urls[:1]) if entry.downloadable else []
         urls = ([f"{mirror.rstrip('/')}/{entry.file_name}"] if mirror else []) + direct
         if not urls:
             raise CheckpointError(manual_download_message(entry, str(converted.parent)))
