@@ -63,3 +63,30 @@ def read_structured(path: str | os.PathLike, what: str, error: type[Exception], 
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise error(f"{what} {path} is not valid YAML: {e}") from None
+
+
+def image_truncation(path: str | os.PathLike) -> str | None:
+    """Why the image file at ``path`` is incomplete, or None if it is whole.
+
+    OpenCV decodes a truncated JPEG without an error (libjpeg only prints "Premature end of JPEG file"
+    and fills the rest with grey), so JPEG and PNG files are checked for their end markers (EOI,
+    IEND); other formats are decoded with Pillow, which refuses truncated files."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(max(0, path.stat().st_size - 1024))
+        tail = f.read().rstrip(b"\x00\r\n\t ")
+    if head.startswith(b"\xff\xd8"):
+        return None if tail.endswith(b"\xff\xd9") else "the JPEG data ends before its end-of-image marker"
+    if head.startswith(b"\x89PNG"):
+        return None if b"IEND" in tail[-12:] else "the PNG data ends before its IEND chunk"
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except UnidentifiedImageError:
+        return None  # not an image Pillow knows: the reader reports it
+    except OSError as e:
+        return f"it cannot be decoded completely ({e})"
+    return None
