@@ -251,3 +251,21 @@ def test_convert_writes_the_model_layout(tmp_path):
     load_weights(fresh, tmp_path / "w32.safetensors", strict=True, verbose=False)
     assert torch.equal(fresh.final_layer.weight, model.final_layer.weight)
     assert any("mmpose" in note for note in info["notes"])
+
+
+def test_hrnet_convert_of_a_detector_checkpoint(tmp_path, capsys):
+    from hrnet.cli.main import main
+
+    model = detector("faster_rcnn")
+    src = tmp_path / "faster_rcnn_hrnetv2p_w18_1x_coco_20200130-56651a6d.pth"
+    state = two_stage(model, 3, masks=False)
+    torch.save({"meta": {"CLASSES": ("a", "b", "c")}, "state_dict": state}, src)
+    small = "{width: 4, blocks: 1, modules: [1, 1, 1], stage1_blocks: 1}"
+    argv = ["convert", str(src), str(tmp_path / "frcnn.safetensors"), "--model", "faster_rcnn_hrnetv2p_w18",
+            "--set", "num_classes=3", "--set", f"backbone_overrides={small}"]
+    assert main(argv) == 0
+    fresh = detector("faster_rcnn")
+    load_weights(fresh, tmp_path / "frcnn.safetensors", strict=True, verbose=False)
+    assert torch.equal(fresh.roi_heads.box_predictor.cls_score.weight[0], state["roi_head.bbox_head.fc_cls.weight"][3])
+    assert main([*argv[:3], "--model", "mask_rcnn_hrnetv2p_w18", *argv[5:]]) == 2
+    assert "missing" in capsys.readouterr().err  # no mask head in a Faster R-CNN file

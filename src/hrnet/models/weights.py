@@ -404,7 +404,9 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
 
     ``source`` is a file (``.pth``/``.pt``/``.pth.tar`` in any official saved form, timm ``hrnet_*``
     weights, our ``.safetensors``), an ``http(s)://`` or ``file://`` URL (downloaded once into
-    :func:`cache_dir`) or a state dict. Keys are normalised with :func:`normalize_state_dict`; a
+    :func:`cache_dir`), a weights-registry name (``hrnet weights list``; fetched into its cache) or a
+    state dict. A whole mmpose / mmsegmentation / mmdetection model is first mapped onto the model's
+    layout (:mod:`hrnet.models.openmmlab`). Keys are normalised with :func:`normalize_state_dict`; a
     missing ``num_batches_tracked`` (InPlaceABN checkpoints) keeps the model's value.
 
     Classification weights loaded into a model with another head, a model without a head, or any
