@@ -76,10 +76,10 @@ def image_truncation(path: str | os.PathLike) -> str | None:
         head = f.read(8)
         f.seek(max(0, path.stat().st_size - 1024))
         tail = f.read().rstrip(b"\x00\r\n\t ")
-    if head.startswith(b"\xff\xd8"):
-        return None if tail.endswith(b"\xff\xd9") else "the JPEG data ends before its end-of-image marker"
+    if head.startswith(b"\xff\xd8"):  # EOI cannot occur inside entropy-coded data; some cameras append a trailer
+        return None if b"\xff\xd9" in tail else "the JPEG data ends before its end-of-image marker"
     if head.startswith(b"\x89PNG"):
-        return None if b"IEND" in tail[-12:] else "the PNG data ends before its IEND chunk"
+        return None if b"IEND" in tail[-64:] else "the PNG data ends before its IEND chunk"
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -269,3 +269,13 @@ def test_hrnet_convert_of_a_detector_checkpoint(tmp_path, capsys):
     assert torch.equal(fresh.roi_heads.box_predictor.cls_score.weight[0], state["roi_head.bbox_head.fc_cls.weight"][3])
     assert main([*argv[:3], "--model", "mask_rcnn_hrnetv2p_w18", *argv[5:]]) == 2
     assert "missing" in capsys.readouterr().err  # no mask head in a Faster R-CNN file
+
+
+def test_a_mapped_mask_rcnn_runs():
+    model = build_detector("mask_rcnn", "hrnetv2p_w18", num_classes=3, backbone_overrides=SMALL, min_size=64,
+                           max_size=64, rpn_pre_nms_top_n_test=20, rpn_post_nms_top_n_test=20, box_score_thresh=0.0)
+    load_weights(model, two_stage(model, 3, masks=True), strict=True, verbose=False)
+    with torch.no_grad():
+        (out,) = model.eval()([torch.rand(3, 64, 64)])
+    assert out["boxes"].shape[1] == 4 and out["masks"].shape[1:] == (1, 64, 64)
+    assert all(1 <= label <= 3 for label in out["labels"].tolist())  # never the background
