@@ -63,17 +63,19 @@ def test_a_usage_error_prints_the_subcommands_usage(capsys):
     assert capsys.readouterr().err.startswith("usage: hrnet weights get")
 
 
-def test_threads_option_on_the_compute_commands(monkeypatch):
+def test_threads_option_on_the_compute_commands(tmp_path, capsys):
+    for argv in (["train", "c.yaml"], ["eval", "c.yaml", "--weights", "w"], ["export", "p", "--out", "o.onnx"],
+                 ["predict", "c.yaml", "--weights", "w", "x.png", "--out", "o"], ["bench", "p"]):
+        assert parse_args([*argv, "--threads", "3"]).threads == 3
     threads = torch.get_num_threads()
     try:
-        for argv in (["train", "c.yaml"], ["eval", "c.yaml", "--weights", "w"], ["export", "p", "--out", "o.onnx"],
-                     ["predict", "c.yaml", "--weights", "w", "x.png", "--out", "o"], ["bench", "p"]):
-            assert parse_args([*argv, "--threads", "1"]).threads == 1
-            assert torch.get_num_threads() == 1
+        assert main(["train", str(tmp_path / "missing.yaml"), "--threads", "1"]) == 2
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
     with pytest.raises(SystemExit):
         parse_args(["train", "c.yaml", "--threads", "0"])
+    assert "expected a number >= 1" in capsys.readouterr().err
 
 
 def test_convert_src_dst(tmp_path, capsys):

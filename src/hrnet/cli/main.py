@@ -92,13 +92,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             odd = [t for t in extras if not (takes_overrides and OVERRIDE.match(t))]
             _subcommand_parser(parser, args).error(f"unrecognized arguments: {' '.join(odd)}")
         args.overrides += extras
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if getattr(args, "threads", None):  # --threads of the compute commands
+        torch.set_num_threads(args.threads)
     configure_logging()
     prog = getattr(args, "prog", f"hrnet {args.command}")
     if not is_main_process_env():  # under torchrun: say which process
