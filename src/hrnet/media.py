@@ -27,6 +27,7 @@ __all__ = [
     "image_files",
     "expand_inputs",
     "read_image",
+    "image_truncation",
     "write_image",
     "read_frames",
     "video_fps",
@@ -146,3 +147,30 @@ def video_fps(source: str | os.PathLike | int, default: float = 25.0) -> float:
         return float(capture.get(cv2.CAP_PROP_FPS) or default)
     finally:
         capture.release()
+
+
+def image_truncation(path: str | os.PathLike) -> str | None:
+    """Why the image file at ``path`` is incomplete, or None if it is whole.
+
+    OpenCV decodes a truncated JPEG without an error (libjpeg only prints "Premature end of JPEG file"
+    and fills the rest with grey), so JPEG and PNG files are checked for their end markers (EOI,
+    IEND); other formats are decoded with Pillow, which refuses truncated files."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(max(0, path.stat().st_size - 1024))
+        tail = f.read().rstrip(b"\x00\r\n\t ")
+    if head.startswith(b"\xff\xd8"):  # EOI cannot occur inside entropy-coded data; some cameras append a trailer
+        return None if b"\xff\xd9" in tail else "the JPEG data ends before its end-of-image marker"
+    if head.startswith(b"\x89PNG"):
+        return None if b"IEND" in tail[-64:] else "the PNG data ends before its IEND chunk"
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except UnidentifiedImageError:
+        return None  # not an image Pillow knows: the reader reports it
+    except OSError as e:
+        return f"it cannot be decoded completely ({e})"
+    return None

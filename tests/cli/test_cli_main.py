@@ -18,6 +18,10 @@ SUBCOMMANDS = [
     "convert",
     "data",
     "data synth",
+    "weights",
+    "weights list",
+    "weights get",
+    "weights add",
     "ablate",
 ]
 

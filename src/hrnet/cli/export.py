@@ -16,7 +16,7 @@ from ..deploy.paths import PATHS, example_input, list_paths
 from ..errors import ConfigError
 from ..io import write_json, write_text
 from ..media import IMAGENET_MEAN, IMAGENET_STD
-from .common import add_model_source_arguments, model_from_source
+from .common import add_model_source_arguments, add_threads_argument, model_from_source, source_input_size
 
 __all__ = ["add_export_parser", "run_export", "add_bench_parser", "run_bench"]
 
@@ -24,7 +24,10 @@ DETECTOR_EXAMPLE_SIZE = (800, 1216)  # HRNetV2p's quoted input; the exported det
 
 
 def _input_size(args: argparse.Namespace, model: torch.nn.Module) -> tuple[int, int]:
-    return tuple(args.input) if args.input else tuple(example_input(model).shape[-2:])
+    """--input, else a config's own input size, else the model's quoted one."""
+    if args.input:
+        return tuple(args.input)
+    return source_input_size(args) or tuple(example_input(model).shape[-2:])
 
 
 # --- hrnet export -------------------------------------------------------------------------------
@@ -41,13 +44,15 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     add_model_source_arguments(p)
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="ONNX file to write")
     p.add_argument("--format", choices=("onnx", "onnx-int8"), default="onnx", help="(default: onnx)")
-    p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
+    p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"),
+                   help="input size (default: a config's input size, else the preset's)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     p.add_argument("--calib", type=Path, metavar="DIR",
                    help="int8: folder of representative images to calibrate on (default: random images, which "
                         "is fine for timing only)")
     p.add_argument("--calib-count", type=int, default=64, metavar="N", help="int8: images to use (default: 64)")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the ONNX Runtime parity check")
+    add_threads_argument(p)
     p.set_defaults(run=run_export, prog=p.prog)
     return p
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..io import atomic_write
-from ..models.weights import load_weights
+from ..models.weights import describe_state_dict, load_weights
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -116,6 +116,9 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor
             + listing("missing keys", missing)
             + listing("unexpected keys", unexpected)
             + listing("shape mismatches", shapes)
+            + f" In short: the file holds {describe_state_dict(state_dict)}; the model has {describe_state_dict(own)}."
+            + " A checkpoint of an hrnet run fits the model of that run's own config.yaml (written in its output "
+            "folder, beside checkpoints/): evaluate or predict with that config."
         )
     model.load_state_dict(state_dict)
 

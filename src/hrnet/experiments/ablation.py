@@ -121,16 +121,26 @@ def _ranking_verdict(rows: list[dict[str, Any]], noise: float = 0.0) -> str:
     pairs = [(r["ours"], r["paper"], r["variant"]) for r in rows if r["paper"] is not None]
     if len(pairs) < 2:
         return "The paper gives fewer than two figures here, so there is no ranking to compare."
-    ours = [v for _, _, v in sorted(pairs, key=lambda p: -p[0])]
-    paper = [v for _, _, v in sorted(pairs, key=lambda p: -p[1])]
+    ours, paper = _ranking(pairs, 0), _ranking(pairs, 1)
     agree, disagree, tied = pairwise_agreement(rows)
-    verdict = "agrees with" if ours == paper else "disagrees with"
-    text = (f"Small-scale ranking ({' > '.join(ours)}) {verdict} the paper's ({' > '.join(paper)}); "
-            f"{agree} of {agree + disagree + tied} pairwise orderings agree.")
+    # equal results order nothing: a ranking with ties agrees only where it is decided
+    verdict = "disagrees with" if disagree else "is undecided against" if tied else "agrees with"
+    undecided = f", {tied} undecided (equal results)" if tied else ""
+    text = (f"Small-scale ranking ({ours}) {verdict} the paper's ({paper}); "
+            f"{agree} of {agree + disagree + tied} pairwise orderings agree{undecided}.")
     if noise > 0:
         firm, against, undecided = pairwise_agreement(rows, noise)
         text += (f" Beyond the run-to-run spread ({100 * noise:.1f} points): {firm} agree, {against} disagree, "
                  f"{undecided} undecided.")
+    return text
+
+
+def _ranking(pairs: list[tuple[float, float | None, str]], column: int) -> str:
+    """Variants best first by ``column`` (0: ours, 1: the paper's), ``=`` between equal results."""
+    ordered = sorted(pairs, key=lambda p: -p[column])
+    text = ordered[0][2]
+    for previous, current in zip(ordered, ordered[1:], strict=False):
+        text += (" = " if current[column] == previous[column] else " > ") + current[2]
     return text
 
 

@@ -173,8 +173,14 @@ def make_backbone_config(width: int, small: str | None = None, blocks: int | Non
 def build_model(name: str, weights: str | None = None, **overrides: Any) -> nn.Module:
     """Build the preset ``name``; ``overrides`` change backbone options or head arguments.
 
-    ``weights`` (a path or URL) is loaded with :func:`hrnet.load_weights` after building.
+    ``weights`` (a path, a URL or a weights-registry name, see ``hrnet weights list``) is loaded with
+    :func:`hrnet.load_weights` after building; a registry entry's builder options (its classes, joints,
+    ...) are applied first, under ``overrides``.
     """
+    from .zoo import WEIGHTS
+
+    if isinstance(weights, str) and weights in WEIGHTS:
+        overrides = {**WEIGHTS[weights].overrides, **overrides}
     preset = get_preset(name)
     if preset.builder is not None:
         return _finish(preset.builder(**overrides), preset, weights)

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from ..errors import CheckpointError
 from ..io import atomic_write, write_json
 from .heads import ClsHRNet, PoseHRNet
+from .openmmlab import convert_openmmlab, is_openmmlab
 
 __all__ = [
     "LoadReport",
@@ -230,8 +231,18 @@ def _download(url: str, progress: bool) -> Path:
 
 
 def _resolve(source: str | os.PathLike, progress: bool) -> Path:
+    """A URL is downloaded into the cache; a weights-registry name (``hrnet weights list``) that is not also
+    a file here is fetched (downloaded, checked and converted once) into the weights cache."""
     text = os.fspath(source)
-    return _download(text, progress) if "://" in text else Path(text)
+    if "://" in text:
+        return _download(text, progress)
+    from .zoo import WEIGHTS
+
+    if text in WEIGHTS and not Path(text).exists():
+        from .download import fetch_weights
+
+        return fetch_weights(WEIGHTS[text], progress=progress)
+    return Path(text)
 
 
 def _read_source(source: Source, progress: bool) -> tuple[StateDict, dict[str, str], list[str], str]:
@@ -408,7 +419,9 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
 
     ``source`` is a file (``.pth``/``.pt``/``.pth.tar`` in any official saved form, timm ``hrnet_*``
     weights, our ``.safetensors``), an ``http(s)://`` or ``file://`` URL (downloaded once into
-    :func:`cache_dir`) or a state dict. Keys are normalised with :func:`normalize_state_dict`; a
+    :func:`cache_dir`), a weights-registry name (``hrnet weights list``; fetched into its cache) or a
+    state dict. A whole mmpose / mmsegmentation / mmdetection model is first mapped onto the model's
+    layout (:mod:`hrnet.models.openmmlab`). Keys are normalised with :func:`normalize_state_dict`; a
     missing ``num_batches_tracked`` (InPlaceABN checkpoints) keeps the model's value.
 
     Classification weights loaded into a model with another head, a model without a head, or any
@@ -421,7 +434,12 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
     """
     state, metadata, notes, name = _read_source(source, progress=verbose)
     model_state = model.state_dict()
+    mm_skipped: list[str] = []
+    if not backbone_only and is_openmmlab(state, model_state):  # a whole mmpose/mmseg/mmdet model: map its heads
+        state, mm_skipped, mm_notes = convert_openmmlab(state, model_state, name)
+        notes += mm_notes
     state, dropped, normalise_notes = normalize_state_dict(state, model_state)
+    dropped = mm_skipped + dropped
     notes += normalise_notes
     if metadata.get("preset"):
         notes.append(f"saved from preset '{metadata['preset']}'")
