@@ -13,10 +13,10 @@ import torch
 
 import hrnet
 from hrnet.cli.main import build_parser, main
-from hrnet.models.download import cached_weights, download_file, fetch_weights, sha256_file, weights_cache_dir
 from hrnet.engine.checkpoint import load_model_weights
 from hrnet.errors import CheckpointError
 from hrnet.models import zoo
+from hrnet.models.download import cached_weights, download_file, fetch_weights, sha256_file, weights_cache_dir
 from hrnet.models.weights import save_weights
 
 TINY = {"width": 4, "blocks": 1, "modules": [1, 1, 1], "stage1_blocks": 1}
