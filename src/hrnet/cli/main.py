@@ -18,12 +18,12 @@ import torch
 
 from .. import __version__
 from ..errors import HRNetError
-from . import ablate, convert, data, deploy, evaluate, info, predict, quickstart, train, weights
+from . import ablate, configs, convert, data, deploy, evaluate, info, predict, quickstart, train, weights
 from .common import is_main_process_env
 
 #: a config override on the command line: ``key.sub=value``
 OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*=")
-COMMANDS = [quickstart, train, evaluate, predict, deploy, convert, weights, data, ablate]
+COMMANDS = [quickstart, train, evaluate, predict, deploy, convert, weights, configs, data, ablate]
 
 
 def _add_info(subparsers: argparse._SubParsersAction) -> None:

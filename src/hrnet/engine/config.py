@@ -340,11 +340,14 @@ def validate_config(raw: Mapping[str, Any], source: str = "config") -> Experimen
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """Read, merge, override and validate the experiment config at ``path``.
+    """Read, merge, override and validate the experiment config at ``path`` (a YAML file, or the name of a
+    config shipped with the package such as ``pose/coco/hrnet_w32_256x192``, see :mod:`hrnet.engine.catalog`).
 
     ``output_dir`` defaults to ``runs/<file stem>`` when neither the file nor the overrides set it.
     """
-    path = Path(path)
+    from .catalog import find_config
+
+    path = find_config(path)  # a file, or the name of a packaged config
     raw = apply_overrides(read_yaml_tree(path), overrides)
     raw.setdefault("output_dir", str(Path("runs") / path.stem))
     return validate_config(raw, source=f"config {path}")

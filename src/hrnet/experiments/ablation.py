@@ -25,12 +25,8 @@ from .studies import STUDIES, Study, Variant
 
 __all__ = ["run_study", "render_report", "combined_report", "reference_spread", "FULL_SCALE", "SMALL_CONFIGS"]
 
-REPO = Path(__file__).resolve().parents[3]
-#: the small-scale training recipe of each task (a small HRNet on the synthetic set)
-SMALL_CONFIGS = {
-    "pose": REPO / "configs" / "ablations" / "small" / "pose.yaml",
-    "segmentation": REPO / "configs" / "ablations" / "small" / "segmentation.yaml",
-}
+#: the small-scale training recipe of each task (a small HRNet on the synthetic set), packaged config names
+SMALL_CONFIGS = {"pose": "ablations/small/pose", "segmentation": "ablations/small/segmentation"}
 #: the paper's setting whose complexity each variant reports: (preset, input size)
 FULL_SCALE = {"pose": ("pose_hrnet_w32", (256, 192)), "segmentation": ("seg_hrnetv2_w48", (1024, 2048))}
 METRIC = {"pose": "AP", "segmentation": "mIoU"}
