@@ -2,7 +2,8 @@
 
 Configs load it with ``imports: [engine_toy_task]`` (this folder on ``sys.path``). Its samples get
 random noise from NumPy and torch's global RNGs, as real augmentation does, and its data config has
-hooks that make a run misbehave on purpose: a NaN loss or a SIGKILL at a given step.
+hooks that make a run misbehave on purpose: a NaN loss, NaN gradients, a signal at a given step, or a
+pause while a file exists.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +41,14 @@ class ToyDataConfig(BaseModel):
     nan_at_call: int | None = None
     #: the process kills itself with SIGKILL at its n-th ``compute_loss`` call
     kill_at_call: int | None = None
+    #: the process sends itself ``signal_name`` at its n-th call (on process ``signal_rank`` only)
+    signal_at_call: int | None = None
+    signal_name: str = "SIGTERM"
+    signal_rank: int = 0
+    #: the loss is finite at the n-th call but its gradients are NaN, so the step poisons the weights
+    nan_grad_at_call: int | None = None
+    #: every call waits while this file exists
+    pause_file: Path | None = None
 
 
 class ToyEvalConfig(EvalConfig):
@@ -98,11 +108,18 @@ class ToyTask(Task):
 
     def compute_loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         self.calls += 1
-        if self.calls == self.cfg.data.kill_at_call:
+        data = self.cfg.data
+        while data.pause_file is not None and data.pause_file.exists():
+            time.sleep(0.05)
+        if self.calls == data.kill_at_call:
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.calls == data.signal_at_call and int(os.environ.get("RANK", "0")) == data.signal_rank:
+            os.kill(os.getpid(), signal.Signals[data.signal_name])
         prediction = model(batch["x"])
         error = prediction - batch["y"]
         loss = error.abs().mean() if self.cfg.loss.kind == "l1" else error.pow(2).mean()
+        if self.calls == data.nan_grad_at_call:  # sqrt has an infinite slope at 0: 0 x inf = NaN gradients
+            loss = loss + torch.sqrt(prediction * 0).sum()
         if self.calls == self.cfg.data.nan_at_call:
             loss = loss * float("nan")
         return loss, {"mae": float(error.detach().abs().mean())}

@@ -1,8 +1,9 @@
 """The ``hrnet`` command: ``hrnet <subcommand> --help`` documents each subcommand.
 
 Exit codes: 0 success; 2 a problem the user can fix (bad config, missing or invalid data, unusable
-checkpoint), reported as one paragraph on stderr; 130 interrupted. Anything else is a bug and keeps
-its traceback.
+checkpoint, output folder in use, full disk), reported as one paragraph on stderr; 130 interrupted
+(SIGINT) and 143 terminated (SIGTERM), after ``hrnet train`` saved a resumable checkpoint. Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..engine.faults import TrainingInterrupted
 from ..errors import HRNetError
 from . import ablate, convert, data, deploy, evaluate, info, predict, quickstart, train
 from .common import is_main_process_env
@@ -67,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog = f"[rank {os.environ['RANK']}] {prog}"
     try:
         return args.run(args)
+    except TrainingInterrupted as e:  # a checkpoint was saved: not an error
+        print(f"{prog}: {e}", file=sys.stderr)
+        return e.exit_code
     except HRNetError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
