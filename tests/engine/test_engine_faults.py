@@ -12,11 +12,13 @@ from engine_testutils import model_state, run_hrnet, start_hrnet, toy_config, wr
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hrnet.cli.main import main as hrnet_main
+from hrnet.engine.build import build_task
 from hrnet.engine.checkpoint import load_checkpoint
 from hrnet.engine.config import validate_config
 from hrnet.engine.metrics_log import read_metrics
 from hrnet.engine.trainer import train
-from hrnet.errors import ConfigError, HRNetError
+from hrnet.errors import CheckpointError, ConfigError, HRNetError
+from hrnet.models.weights import save_weights
 
 
 def wait_for(condition, timeout: float = 90) -> None:
@@ -217,3 +219,12 @@ def test_the_lock_file_records_the_holder_while_training(tmp_path):
         pause.unlink()
         run.communicate(timeout=120)
     assert record["pid"] == run.pid and record["host"] and "train" in record["command"]
+
+
+def test_init_from_weights_stored_as_integers_are_refused(tmp_path):
+    raw = toy_config(tmp_path)
+    model = build_task(validate_config(raw)).build_model()
+    path = save_weights({k: v.to(torch.int32) for k, v in model.state_dict().items()}, tmp_path / "int.safetensors")
+    raw["model"]["init_from"] = str(path)
+    with pytest.raises(CheckpointError, match=r"as integers or booleans: 0.bias \(torch.int32\), 0.weight"):
+        train(validate_config(raw))

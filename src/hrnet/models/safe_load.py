@@ -93,11 +93,11 @@ def _load_error(path: Path, error: Exception) -> CheckpointError:
     """Why torch could not read ``path``: code it would run (naming the global), or a damaged file."""
     message = str(error)
     if "Weights only load failed" in message:
+        names = _pickle_globals(path)  # every global, where torch names only the first it refuses
+        culprits = None if names is None else [n for n in names if not _PLAIN_GLOBALS.match(n)]
         named = re.search(r"GLOBAL (\S+)|got (<class '[^']+'>)|function (\S+)", message)
-        culprits = [next(g for g in named.groups() if g)] if named else None
-        if culprits is None:
-            names = _pickle_globals(path)
-            culprits = None if names is None else [n for n in names if not _PLAIN_GLOBALS.match(n)]
+        if not culprits and named:
+            culprits = [next(g for g in named.groups() if g)]
         if culprits:
             return CheckpointError(
                 f"checkpoint {path} was refused: it contains a pickled Python object ({', '.join(culprits[:3])}) "
