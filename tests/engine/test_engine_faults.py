@@ -228,3 +228,12 @@ def test_init_from_weights_stored_as_integers_are_refused(tmp_path):
     raw["model"]["init_from"] = str(path)
     with pytest.raises(CheckpointError, match=r"as integers or booleans: 0.weight \(torch.int32\), 0.bias"):
         train(validate_config(raw))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("width", -8), ("width", 0), ("num_classes", 2.5), ("head_channels", [4, -1])]
+)
+def test_model_sizes_must_be_positive_integers(tmp_path, key, value):
+    raw = toy_config(tmp_path, model={"name": "mlp", "overrides": {key: value}})
+    with pytest.raises(ConfigError, match=rf"model.overrides: {key} is a size and must be a positive integer"):
+        validate_config(raw)

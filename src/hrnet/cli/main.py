@@ -61,6 +61,15 @@ def configure_logging() -> None:
     log.setLevel(logging.INFO if is_main_process_env() else logging.WARNING)
 
 
+def error_message(error: HRNetError) -> str:
+    """The one-paragraph message of ``error``; one raised in a DataLoader worker reaches the main
+    process wrapped in the worker's traceback, whose last line is the original message."""
+    text = str(error)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
@@ -73,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: {e}", file=sys.stderr)
         return e.exit_code
     except HRNetError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -32,6 +32,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ...errors import DataError
+from ...io import check_not_truncated
 
 __all__ = [
     "CategoryMap",
@@ -109,7 +110,9 @@ def read_image(path: str | Path) -> Tensor:
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    bgr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flags)
+    data = np.fromfile(path, dtype=np.uint8)
+    check_not_truncated(path, data)
+    bgr = cv2.imdecode(data, flags)
     if bgr is None:
         raise DataError(f"cannot decode image {path}: not an image file OpenCV can read, or truncated")
     return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).contiguous()

@@ -30,6 +30,7 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from ...errors import DataError
+from ...io import check_not_truncated
 from .codecs import HeatmapCodec
 from .meta import KeypointMeta
 from .transforms import AugmentConfig, box_to_center_scale, random_augmentation, sanitize_box, to_input_tensor
@@ -83,10 +84,13 @@ class LoadReport:
 def read_image(path: str | os.PathLike, color_rgb: bool = True) -> np.ndarray:
     """An HxWx3 uint8 image as the official loader reads it (``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``),
     converted to RGB when ``color_rgb``; a missing or unreadable file raises :class:`DataError` naming it."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if not Path(path).is_file():
+        raise DataError(f"image {str(path)!r} does not exist")
+    data = np.fromfile(path, dtype=np.uint8)
+    check_not_truncated(path, data)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
-        what = "does not exist" if not Path(path).exists() else "cannot be decoded as an image"
-        raise DataError(f"image {str(path)!r} {what}")
+        raise DataError(f"image {str(path)!r} cannot be decoded as an image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color_rgb else image
 
 
@@ -130,6 +134,17 @@ def _person_category(coco: COCO, ann_file: Path, meta: KeypointMeta) -> int:
     return int(cat["id"])
 
 
+def _numbers(ann: dict[str, Any], key: str, ann_file: Path) -> np.ndarray:
+    """``ann[key]`` as float64, or a ``DataError`` naming the annotation and the field."""
+    try:
+        return np.asarray(ann[key], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise DataError(
+            f"{str(ann_file)!r}: annotation id {ann.get('id')} (image {ann.get('image_id')}) has a field "
+            f"'{key}' that is not a list of numbers ({e})"
+        ) from None
+
+
 def _check_keypoints(ann: dict[str, Any], k: int, ann_file: Path) -> np.ndarray:
     kpts = ann.get("keypoints")
     if kpts is None or len(kpts) != 3 * k:
@@ -138,7 +153,7 @@ def _check_keypoints(ann: dict[str, Any], k: int, ann_file: Path) -> np.ndarray:
             f"{str(ann_file)!r}: annotation id {ann.get('id')} (image {ann.get('image_id')}) has {n} "
             f"keypoint values; expected {3 * k} ({k} keypoints x (x, y, v))"
         )
-    return np.asarray(kpts, dtype=np.float64).reshape(k, 3)
+    return _numbers(ann, "keypoints", ann_file).reshape(k, 3)
 
 
 def _image_path(image_dir: Path, img: dict[str, Any]) -> Path:
@@ -219,7 +234,8 @@ def load_coco_instances(
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=False)):
                 if ann.get("category_id") != cat_id:
                     continue
-                clean = sanitize_box(ann["bbox"], img["width"], img["height"]) if ann.get("area", 1) > 0 else None
+                box = _numbers(ann, "bbox", ann_file)
+                clean = sanitize_box(box, img["width"], img["height"]) if ann.get("area", 1) > 0 else None
                 if clean is None:
                     report.drop("empty box")
                     continue
@@ -259,6 +275,9 @@ def load_coco_instances(
             )
     else:
         raise DataError(f"boxes={boxes!r}: expected 'gt' or 'detections'")
+    if report.dropped.get("empty box"):
+        logger.warning("%s: dropped %d person box(es) that are empty (zero, negative or non-finite width or "
+                       "height, or outside the image)", ann_file, report.dropped["empty box"])
     instances = _handle_missing(instances, missing_images, report)
     report.num_instances = len(instances)
     return coco, instances, report

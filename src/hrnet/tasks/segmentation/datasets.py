@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ...errors import DataError
-from ...io import read_structured
+from ...io import check_not_truncated, read_structured
 from .classes import (
     ADE20K_CLASSES,
     CITYSCAPES_CLASSES,
@@ -137,7 +137,9 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image file not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = np.fromfile(path, dtype=np.uint8)
+    check_not_truncated(path, data)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(f"cannot decode image {path} (not an image file, or a format OpenCV cannot read)")
     return image
