@@ -56,12 +56,14 @@ def test_a_second_run_on_a_busy_output_dir_is_refused_naming_the_holder(tmp_path
     first = start_hrnet(["train", str(config)])
     try:
         wait_for(lambda: (tmp_path / "run" / "config.yaml").exists() or first.poll() is not None)
+        record = json.loads((tmp_path / "run" / "run.lock").read_text())
         again = run_hrnet(["train", str(config), "data.pause_file=null"])
         resumed = run_hrnet(["train", str(config), "data.pause_file=null", "--resume"])
     finally:
         pause.unlink()
         _, first_stderr = first.communicate(timeout=120)
     assert first.returncode == 0, first_stderr
+    assert record["pid"] == first.pid and record["host"] and "train" in record["command"]
     for refused in (again, resumed):
         assert refused.returncode == 2, refused.stderr
         message = refused.stderr.strip()
@@ -205,20 +207,6 @@ def test_a_restart_before_the_first_checkpoint_starts_fresh_logs(tmp_path):
     assert tensorboard_steps(tmp_path / "run") == tensorboard_steps(tmp_path / "reference") == [3, 6, 9, 10, 12, 15,
                                                                                                18, 20]
     assert len(list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))) == 1
-
-
-def test_the_lock_file_records_the_holder_while_training(tmp_path):
-    pause = tmp_path / "pause"
-    pause.touch()
-    config = write_config(tmp_path / "toy.yaml", toy_config(tmp_path, data={"pause_file": str(pause)}))
-    run = start_hrnet(["train", str(config)])
-    try:
-        wait_for(lambda: (tmp_path / "run" / "config.yaml").exists() or run.poll() is not None)
-        record = json.loads((tmp_path / "run" / "run.lock").read_text())
-    finally:
-        pause.unlink()
-        run.communicate(timeout=120)
-    assert record["pid"] == run.pid and record["host"] and "train" in record["command"]
 
 
 def test_init_from_weights_stored_as_integers_are_refused(tmp_path):

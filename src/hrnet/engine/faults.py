@@ -101,17 +101,17 @@ class RunLock:
 
     def acquire(self) -> str | None:
         """Take the lock; returns a note about a stale lock left by a dead run, if there was one."""
-        import fcntl
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
+            import fcntl  # POSIX only; without it the record decides, as below
+
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise self._refuse(self._read_record()) from None
-        except OSError as e:  # a filesystem without flock (some network mounts): trust the record
-            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+        except (OSError, ImportError) as e:  # a filesystem without flock (some network mounts): trust the record
+            if isinstance(e, OSError) and e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 os.close(fd)
                 raise
             record = self._read_record()
@@ -228,6 +228,6 @@ def disk_full_error(error: BaseException, output_dir: Path, kept: str) -> HRNetE
         stat = os.statvfs(output_dir)
         free = f" ({stat.f_bavail * stat.f_frsize / 2**20:.0f} MiB free there now)"
     return HRNetError(
-        f"training stopped: the disk holding {output_dir} is full{where}{free}. {kept} Free some space "
-        f"(or set output_dir to another disk), then continue with --resume."
+        f"training stopped: the disk holding {output_dir} is full{where}{free}. {kept} Free some space, "
+        f"then continue with the same command and --resume."
     )

@@ -49,8 +49,9 @@ def worker_init_fn(worker_id: int) -> None:
     the parent's state, so without this every worker would draw the same numbers. A Ctrl-C (or a
     signal sent to the whole group) would kill the workers before the trainer can save a checkpoint;
     in their own group they stop when the trainer does."""
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)
+    if hasattr(os, "setpgid"):  # POSIX
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
