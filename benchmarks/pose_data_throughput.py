@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from hrnet.data import shared_data_dir, synthesize
 from hrnet.models import build_model
 from hrnet.tasks.pose.codecs import MSRAHeatmap
-from hrnet.tasks.pose.datasets import TopDownDataset, load_coco_instances
+from hrnet.tasks.pose.data import TopDownDataset, load_coco_instances
 from hrnet.tasks.pose.loss import JointsMSELoss
 from hrnet.tasks.pose.meta import COCO_META
 

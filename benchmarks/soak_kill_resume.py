@@ -118,7 +118,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/soak_kill_resume"))
     args = parser.parse_args()
 
-    from hrnet.data import synthesize
+    from hrnet.synthetic import synthesize
 
     args.out.mkdir(parents=True, exist_ok=True)
     data = synthesize("cls", args.out / "data", num_train=128, num_val=32, seed=1, image_size=(32, 32))

@@ -1,5 +1,5 @@
 """File helpers: atomic writes (a file is either the old version or the complete new one, never
-half-written), reads of JSON / YAML files with one clear error, and a check for truncated JPEGs."""
+half-written) and reads of JSON / YAML files with one clear error."""
 
 from __future__ import annotations
 
@@ -63,19 +63,3 @@ def read_structured(path: str | os.PathLike, what: str, error: type[Exception], 
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise error(f"{what} {path} is not valid YAML: {e}") from None
-
-
-def check_not_truncated(path: str | os.PathLike, data: bytes | memoryview) -> None:
-    """Raise :class:`~hrnet.errors.DataError` naming ``path`` if ``data`` is a JPEG cut short.
-
-    libjpeg may decode a truncated file anyway, grey below the cut, with only a warning on stderr. A
-    complete JPEG has its end-of-image marker (FF D9) after the start of its last scan (FF DA): inside
-    the compressed data every FF byte is escaped, so the marker cannot appear there by chance."""
-    data = bytes(data)
-    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
-        from .errors import DataError
-
-        raise DataError(
-            f"image {os.fspath(path)} is truncated: its JPEG data stops before the end-of-image marker (an "
-            f"interrupted download or copy). Fetch the file again, or remove it from the dataset."
-        )

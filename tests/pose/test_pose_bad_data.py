@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hrnet.errors import DataError
-from hrnet.tasks.pose.datasets import load_coco_instances
+from hrnet.tasks.pose.data import load_coco_instances
 from hrnet.tasks.pose.meta import COCO_META
 from hrnet.tasks.pose.transforms import sanitize_box
 

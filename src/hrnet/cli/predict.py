@@ -12,13 +12,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.build import resolve_device
+from ..engine.build import build_task, resolve_device
 from ..engine.config import ExperimentConfig
 from ..engine.inference import predict
 from ..errors import ConfigError
 from ..io import write_json
+from ..media import expand_inputs
 from ..tasks.pose.inference import detected_box_records
-from ..tasks.pose.task import IMAGE_SUFFIXES
 from .common import add_config_arguments, load_experiment, parse_key_value
 
 if TYPE_CHECKING:
@@ -94,21 +94,10 @@ def detect_persons(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[Per
                           "weights finds no persons)")
     detector = load_person_detector(args.detector, args.detector_weights, args.detector_threshold,
                                     resolve_device(cfg.device))
-    images = image_inputs(args.inputs)
+    images, _ = expand_inputs(args.inputs, videos=True)  # the images, in the order the pose task reads them
     if not images:
         return detector, None
     boxes_file = Path(args.out) / "person_boxes.json"
-    write_json(boxes_file, detected_box_records(detector, images), indent=1)
+    category_id = build_task(cfg).category_id  # the keypoint dataset's: the pose task reads those boxes
+    write_json(boxes_file, detected_box_records(detector, images, category_id), indent=1)
     return detector, boxes_file
-
-
-def image_inputs(inputs: list[str]) -> list[Path]:
-    """The image files among ``inputs`` (folders searched, sorted), in the order the pose task reads them;
-    videos and webcams are left out (their frames go through the detector as they are read)."""
-    images: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            images.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif item.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(item)
-    return images

@@ -14,12 +14,12 @@ import json
 import time
 from pathlib import Path
 
-from ..data.synthetic import synthesize
 from ..engine.config import load_config
 from ..engine.inference import predict
 from ..engine.trainer import train
 from ..errors import HRNetError
 from ..io import write_json
+from ..synthetic import synthesize
 
 QUICKSTART_CONFIG = "configs/pose/synthetic/quickstart.yaml"
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -68,6 +68,7 @@ from .faults import (
     is_disk_full,
     remove_stale_temp_files,
 )
+from .inference import run_evaluation
 from .metrics_log import MetricsLogger, plot_curves, read_metrics
 from .optim import build_optimizer, build_scheduler
 from .seeding import capture_rng_state, configure_determinism, restore_rng_state, seed_everything
@@ -351,10 +352,7 @@ class Trainer:
         self.window = defaultdict(list)
 
     def _validate(self) -> dict[str, float]:
-        self.model.eval()
-        with torch.no_grad():
-            metrics = self.task.evaluate(self.model, self.val_loader, self.out / "eval")
-        self.model.train()
+        metrics = run_evaluation(self.task, self.model, self.val_loader, self.out / "eval")
         main = self.task.main_metric
         if main not in metrics:
             raise HRNetError(f"task {self.cfg.task!r} returned no {main!r} (its main metric): {sorted(metrics)}")

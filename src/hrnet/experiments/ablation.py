@@ -40,7 +40,7 @@ SYNTH_TASK = {"pose": "pose", "segmentation": "seg"}
 
 
 def _ensure_data(task: str, data_root: Path, seed: int, sizes: dict[str, int]) -> Path:
-    from ..data.synthetic import synthesize
+    from ..synthetic import synthesize
 
     root = data_root / task
     if not root.exists():

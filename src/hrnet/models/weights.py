@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..io import atomic_write, write_json
+from .heads import ClsHRNet, PoseHRNet
 from .safe_load import torch_load_safely
 
 __all__ = [
@@ -59,8 +60,10 @@ Source = str | os.PathLike | Mapping[str, Any]
 WEIGHT_ENTRIES = ("state_dict", "model", "best_state_dict", "model_state_dict")
 WRAPPER_PREFIXES = ("module.", "model.")  # DataParallel / DDP; segmentation ``FullModel(model, loss)``
 TRAINING_ONLY_PREFIX = "loss."  # ``FullModel``'s criterion buffers, e.g. Cityscapes class weights
+# Describing a file without a model: the official backbone module names (a model states its own).
 BACKBONE_KEY = re.compile(r"(conv1|bn1|conv2|bn2|layer1|transition\d+|stage\d+)\.")
-CLASSIFICATION_HEAD = ("incre_modules", "downsamp_modules", "classifier")
+# the classification head's own modules (its final_layer shares the pose head's name)
+CLASSIFICATION_HEAD = frozenset(ClsHRNet.head_modules) - frozenset(PoseHRNet.head_modules)
 # timm's hrnet_w18_ssld / hrnet_w48_ssld build these convs with ``bias=False``; the official ones have a bias.
 SSLD_BIAS_FREE = re.compile(r"(^|\.)(downsamp_modules\.\d+\.0|final_layer\.0)\.bias$")
 
@@ -296,8 +299,20 @@ def normalize_state_dict(state_dict: Mapping[str, Tensor], model_keys: Iterable[
 # -------------------------------------------------------------------------------------------- describe
 
 
-def _is_backbone(key: str, prefix: str) -> bool:
-    return key.startswith(prefix) and BACKBONE_KEY.match(key, len(prefix)) is not None
+def _is_backbone(key: str, prefix: str, backbone: Iterable[str] | None = None) -> bool:
+    """Whether ``key`` is a backbone tensor: its module under ``prefix`` is one of ``backbone`` (the
+    model's ``backbone_modules``), or, describing a file alone, has an official backbone name."""
+    if not key.startswith(prefix):
+        return False
+    if backbone is None:
+        return BACKBONE_KEY.match(key, len(prefix)) is not None
+    return _top_module(key, prefix) in backbone
+
+
+def _backbone_modules(model: nn.Module, prefix: str) -> tuple[str, ...] | None:
+    """The backbone module names the HRNet at ``prefix`` of ``model`` states (None for another network)."""
+    net = model.get_submodule(prefix.rstrip(".")) if prefix else model
+    return getattr(net, "backbone_modules", None)
 
 
 def _top_module(key: str, prefix: str) -> str:
@@ -365,12 +380,12 @@ def _compare(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor]) -> 
     return f"the file holds {describe_state_dict(state)}; the model has {describe_state_dict(model_state)}."
 
 
-def _mismatch_error(name: str, mismatched: list, state: StateDict, model_state: StateDict, prefix: str
-                    ) -> CheckpointError:
+def _mismatch_error(name: str, mismatched: list, state: StateDict, model_state: StateDict, prefix: str,
+                    backbone: Iterable[str] | None) -> CheckpointError:
     shapes = "; ".join(f"{k}: file {list(a)} vs model {list(b)}" for k, a, b in mismatched[:SHOW_MISMATCHED])
     more = f" (+{len(mismatched) - SHOW_MISMATCHED} more)" if len(mismatched) > SHOW_MISMATCHED else ""
     hint = _compare(state, model_state)
-    if not any(_is_backbone(k, prefix) for k, _, _ in mismatched):
+    if not any(_is_backbone(k, prefix, backbone) for k, _, _ in mismatched):
         hint += " Only the head differs: pass backbone_only=True to load the backbone and train a new head."
     return CheckpointError(f"checkpoint {name} does not fit the model: {len(mismatched)} tensor(s) have "
                            f"other shapes: {shapes}{more}. In short: {hint}")
@@ -400,11 +415,12 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
     if metadata.get("preset"):
         notes.append(f"saved from preset '{metadata['preset']}'")
     prefix = _stem_prefix(model_state) or ""
+    backbone = _backbone_modules(model, prefix)
 
     if not set(state) & set(model_state):
         raise CheckpointError(f"checkpoint {name} has no tensor of the model; {_compare(state, model_state)}")
-    model_heads = [k for k in model_state if not _is_backbone(k, prefix)]
-    file_heads = [k for k in state if not _is_backbone(k, prefix)]
+    model_heads = [k for k in model_state if not _is_backbone(k, prefix, backbone)]
+    file_heads = [k for k in state if not _is_backbone(k, prefix, backbone)]
     transfer = backbone_only or not model_heads or (
         _has_classification_head(file_heads, prefix) and not _has_classification_head(model_heads, prefix))
     if not transfer and file_heads and model_heads and not set(file_heads) & set(model_heads):
@@ -415,7 +431,7 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
             "backbone_only=True to load only the backbone (e.g. to fine-tune a new head)."
         )
 
-    wanted = [k for k in state if _is_backbone(k, prefix)] if transfer else list(state)
+    wanted = [k for k in state if _is_backbone(k, prefix, backbone)] if transfer else list(state)
     wanted_set = set(wanted)
     report = LoadReport(name, notes=notes, metadata=metadata)
     report.skipped = dropped + [k for k in state if k not in wanted_set]
@@ -426,7 +442,7 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
     report.mismatched = [(k, tuple(state[k].shape), tuple(model_state[k].shape))
                          for k in wanted if k in model_state and state[k].shape != model_state[k].shape]
     if report.mismatched:
-        raise _mismatch_error(name, report.mismatched, state, model_state, prefix)
+        raise _mismatch_error(name, report.mismatched, state, model_state, prefix, backbone)
     report.loaded = [k for k in model_state if k in wanted_set]
     wrong_dtype = non_float_weights({k: state[k] for k in report.loaded}, model_state)
     if wrong_dtype:

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 import torch
 
+from ...media import IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = [
     "PIXEL_STD",
     "IMAGENET_MEAN",
@@ -42,8 +44,6 @@ __all__ = [
 ]
 
 PIXEL_STD = 200.0
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def sanitize_box(box: Sequence[float], width: int, height: int) -> list[float] | None:

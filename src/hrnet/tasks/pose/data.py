@@ -23,14 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import torch
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from ...errors import DataError
-from ...io import check_not_truncated
+from ...media import read_image
 from .codecs import HeatmapCodec
 from .meta import KeypointMeta
 from .transforms import AugmentConfig, box_to_center_scale, random_augmentation, sanitize_box, to_input_tensor
@@ -79,19 +78,6 @@ class LoadReport:
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + n
-
-
-def read_image(path: str | os.PathLike, color_rgb: bool = True) -> np.ndarray:
-    """An HxWx3 uint8 image as the official loader reads it (``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``),
-    converted to RGB when ``color_rgb``; a missing or unreadable file raises :class:`DataError` naming it."""
-    if not Path(path).is_file():
-        raise DataError(f"image {str(path)!r} does not exist")
-    data = np.fromfile(path, dtype=np.uint8)
-    check_not_truncated(path, data)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise DataError(f"image {str(path)!r} cannot be decoded as an image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color_rgb else image
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -400,7 +386,7 @@ class TopDownDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         inst = self.instances[index]
-        image = read_image(inst.image_path, self.color_rgb)
+        image = read_image(inst.image_path, "rgb" if self.color_rgb else "bgr")
         joints, vis = inst.joints, inst.joints_vis
         center, scale, rot = inst.center, inst.scale, 0.0
         if self.train:
