@@ -285,7 +285,9 @@ class Trainer:
     def _save(self, path: Path, state: dict[str, Any]) -> None:
         """Write a checkpoint (rank 0), refusing weights that are not finite: every process checks its
         own copy of the (identical) weights, so all stop together."""
-        bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        floats = [(k, v) for k, v in state["model"].items() if v.is_floating_point()]
+        finite = torch.stack([torch.isfinite(v).all() for _, v in floats]).tolist() if floats else []  # one sync
+        bad = [k for (k, _), ok in zip(floats, finite, strict=True) if not ok]
         if bad:
             more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
             raise HRNetError(
