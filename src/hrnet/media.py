@@ -87,14 +87,30 @@ def expand_inputs(
     return images, sources
 
 
+def _check_not_truncated(path: Path, data: np.ndarray) -> None:
+    """Raise :class:`DataError` naming ``path`` if ``data`` is a JPEG cut short.
+
+    libjpeg may decode a truncated file anyway, grey below the cut, with only a warning on stderr. A
+    complete JPEG has its end-of-image marker (FF D9) after the start of its last scan (FF DA): inside
+    the compressed data every FF byte is escaped, so the marker cannot appear there by chance."""
+    raw = data.tobytes()
+    if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda"):
+        raise DataError(
+            f"image {path} is truncated: its JPEG data stops before the end-of-image marker (an interrupted "
+            f"download or copy). Fetch the file again, or remove it from the dataset."
+        )
+
+
 def read_image(path: str | os.PathLike, color: Color = "rgb") -> np.ndarray:
-    """The ``uint8`` ``(H, W, 3)`` image at ``path`` (grey files expanded to 3 channels); a missing or
-    undecodable file raises :class:`DataError` naming it."""
+    """The ``uint8`` ``(H, W, 3)`` image at ``path`` (grey files expanded to 3 channels); a missing,
+    undecodable or truncated file raises :class:`DataError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image not found: {path} (the file does not exist)")
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    bgr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flags)
+    data = np.fromfile(path, dtype=np.uint8)
+    _check_not_truncated(path, data)
+    bgr = cv2.imdecode(data, flags)
     if bgr is None:
         raise DataError(f"cannot read image {path}: cannot decode image {path.name} (it cannot be decoded by "
                         "OpenCV: not an image file, or truncated)")

@@ -1,8 +1,9 @@
 """The ``hrnet`` command: ``hrnet <subcommand> --help`` documents each subcommand.
 
 Exit codes: 0 success; 2 a problem the user can fix (bad config, missing or invalid data, unusable
-checkpoint), reported as one paragraph on stderr; 130 interrupted. Anything else is a bug and keeps
-its traceback.
+checkpoint, output folder in use, full disk), reported as one paragraph on stderr; 130 interrupted
+(SIGINT) and 143 terminated (SIGTERM), after ``hrnet train`` saved a resumable checkpoint. Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from .. import __version__
+from ..engine.faults import TrainingInterrupted
 from ..errors import HRNetError
 from . import ablate, configs, convert, data, deploy, evaluate, info, predict, quickstart, train, weights
 from .common import is_main_process_env
@@ -95,6 +97,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def error_message(error: HRNetError) -> str:
+    """The one-paragraph message of ``error``; one raised in a DataLoader worker reaches the main
+    process wrapped in the worker's traceback, whose last line is the original message."""
+    text = str(error)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if getattr(args, "threads", None):  # --threads of the compute commands
@@ -105,8 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog = f"[rank {os.environ['RANK']}] {prog}"
     try:
         return args.run(args)
+    except TrainingInterrupted as e:  # a checkpoint was saved: not an error
+        print(f"{prog}: {e}", file=sys.stderr)
+        return e.exit_code
     except HRNetError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

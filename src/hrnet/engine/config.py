@@ -54,9 +54,14 @@ __all__ = [
 
 
 class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors, never silently ignored."""
+    """Base of every config section: unknown keys are errors, never silently ignored, and so are
+    infinite or NaN numbers (``lr: .inf`` would poison the weights at the first step)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+#: model options that are sizes (``width``, ``num_classes``, ``head_channels``...): positive integers
+SIZE_OPTION = re.compile(r"width|.*(blocks|channels|classes|joints|modules)")
 
 
 class ModelConfig(StrictModel):
@@ -69,6 +74,17 @@ class ModelConfig(StrictModel):
     init_from: Path | None = Field(default=None, validation_alias=AliasChoices("init_from", "weights"))
     #: load only the backbone of ``init_from`` (fine-tuning to another number of joints or classes)
     init_backbone_only: bool = False
+
+    @field_validator("overrides")
+    @classmethod
+    def _sizes_are_positive(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        for key, value in overrides.items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if SIZE_OPTION.fullmatch(key) and any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values if v is not None
+            ):
+                raise ValueError(f"{key} is a size and must be a positive integer (or a list of them), got {value!r}")
+        return overrides
 
 
 class OptimizerConfig(StrictModel):

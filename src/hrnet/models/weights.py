@@ -18,7 +18,6 @@ initialises from ImageNet.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -30,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import safetensors.torch
 import torch
 from safetensors import SafetensorError, safe_open
@@ -40,9 +38,12 @@ from ..errors import CheckpointError
 from ..io import atomic_write, write_json
 from .heads import ClsHRNet, PoseHRNet
 from .openmmlab import convert_openmmlab, is_openmmlab
+from .safe_load import torch_load_safely
 
 __all__ = [
     "LoadReport",
+    "torch_load_safely",
+    "non_float_weights",
     "load_state_dict_file",
     "normalize_state_dict",
     "load_weights",
@@ -67,20 +68,6 @@ CLASSIFICATION_HEAD = frozenset(ClsHRNet.head_modules) - frozenset(PoseHRNet.hea
 # timm's hrnet_w18_ssld / hrnet_w48_ssld build these convs with ``bias=False``; the official ones have a bias.
 SSLD_BIAS_FREE = re.compile(r"(^|\.)(downsamp_modules\.\d+\.0|final_layer\.0)\.bias$")
 
-# Plain data that training checkpoints keep beside the weights (numpy metrics, timm's argparse
-# namespace). Rebuilding them runs no code from the file, so ``weights_only`` may accept them.
-_core = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core
-_dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25: one class per dtype
-SAFE_DATA_TYPES = [
-    np.ndarray,
-    np.dtype,
-    *(getattr(_dtypes, name) for name in dir(_dtypes) if name.endswith("DType")),
-    argparse.Namespace,
-    _core.multiarray.scalar,
-    _core.multiarray._reconstruct,
-    (_core.multiarray.scalar, "numpy.core.multiarray.scalar"),  # pickled by numpy < 2
-    (_core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-]
 SHOW = 5  # names listed per category in a summary
 SHOW_MISMATCHED = 10
 
@@ -140,27 +127,6 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
                               f"safetensors file ({e}).") from e
 
 
-def _torch_load(path: Path) -> Any:
-    try:
-        with torch.serialization.safe_globals(SAFE_DATA_TYPES):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for bad files; all mean "this file is unusable"
-        message = str(e).strip()
-        detail = message.split("WeightsUnpickler error:", 1)[-1].strip().split("\n")[0]
-        if "Weights only load failed" in message and not detail.startswith("Unsupported operand"):
-            name = re.search(r"GLOBAL (\S+)|got (<class '[^']+'>)|function (\S+)", detail)
-            what = next(g for g in name.groups() if g) if name else detail
-            raise CheckpointError(
-                f"checkpoint {path} was refused: it contains a pickled Python object ({what}) that "
-                "loading would have to import and call, and hrnet never runs code from a file "
-                "(torch.load with weights_only=True). If the file holds a whole pickled model from a "
-                "source you trust, load it yourself and save its state_dict() instead."
-            ) from e
-        reason = "the file ends early" if isinstance(e, EOFError) else (detail or type(e).__name__)
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: it cannot be read as a PyTorch "
-                              f"checkpoint ({reason}).") from e
-
-
 def _unwrap(obj: Any, name: str) -> tuple[StateDict, str | None]:
     """The tensors of a state dict, or of the weight entry of a checkpoint dict (and that entry's name)."""
     entries: list[str] = []
@@ -184,6 +150,29 @@ def _unwrap(obj: Any, name: str) -> tuple[StateDict, str | None]:
     )
 
 
+FLOAT_SUFFIXES = (".weight", ".bias", ".running_mean", ".running_var")
+
+
+def non_float_weights(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor] | None = None) -> list[str]:
+    """The tensors of ``state`` stored with an integer or boolean dtype where floats belong: where the
+    model's tensor is floating point, or (without a model) weights, biases and BatchNorm statistics.
+    Copying them would silently round the values (a file saved as int32/uint8 loads as zeros)."""
+    def wants_float(key: str) -> bool:
+        if model_state is not None:
+            return key in model_state and model_state[key].is_floating_point()
+        return key.endswith(FLOAT_SUFFIXES)
+
+    return [f"{k} ({v.dtype})" for k, v in state.items() if wants_float(k) and not v.is_floating_point()]
+
+
+def _dtype_error(name: str, wrong: list[str]) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {name} stores {len(wrong)} floating-point tensor(s) as integers or booleans: "
+        f"{_first(wrong, SHOW)}. Loading would round the weights silently; the file was probably saved "
+        "with a wrong dtype. Convert the original checkpoint again."
+    )
+
+
 def _read_file(path: str | os.PathLike) -> tuple[StateDict, dict[str, str], list[str]]:
     path = Path(path)
     if not path.exists():
@@ -195,7 +184,7 @@ def _read_file(path: str | os.PathLike) -> tuple[StateDict, dict[str, str], list
     if _is_safetensors(path):
         tensors, metadata = _read_safetensors(path)
         return tensors, metadata, []
-    state, entry = _unwrap(_torch_load(path), str(path))
+    state, entry = _unwrap(torch_load_safely(path), str(path))
     return state, {}, [f"used entry '{entry}'"] if entry else []
 
 
@@ -473,6 +462,9 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
     if report.mismatched:
         raise _mismatch_error(name, report.mismatched, state, model_state, prefix, backbone)
     report.loaded = [k for k in model_state if k in wanted_set]
+    wrong_dtype = non_float_weights({k: state[k] for k in report.loaded}, model_state)
+    if wrong_dtype:
+        raise _dtype_error(name, wrong_dtype)
     report.missing = [k for k in model_state if k not in wanted_set and not k.endswith("num_batches_tracked")]
     if not report.loaded:
         raise CheckpointError(f"checkpoint {name} has no backbone tensor of the model; "
@@ -536,9 +528,12 @@ def convert_checkpoint(src: Source, dst: str | os.PathLike, model: nn.Module | N
         report = load_weights(model, readable, strict=True, verbose=False)
         state, notes = model.state_dict(), report.notes
     else:
-        raw, _, notes, _ = _read_source(readable, progress=True)
+        raw, _, notes, name = _read_source(readable, progress=True)
         state, _, normalise_notes = normalize_state_dict(raw)
         notes = notes + normalise_notes
+        wrong_dtype = non_float_weights(state)
+        if wrong_dtype:
+            raise _dtype_error(name, wrong_dtype)
     info: dict[str, Any] = {"source": "a state dict" if source_path is None else os.fspath(src)}
     if source_path is not None:
         info["source_sha256"] = _sha256(source_path)

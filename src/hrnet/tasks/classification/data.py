@@ -92,7 +92,8 @@ def scan_folder(folder: str | Path, classes: Sequence[str]) -> list[tuple[Path, 
     """``(image path, class index)`` of every image under ``folder/<class>/``, in ImageFolder order.
 
     ``classes`` fixes the class indices (e.g. those of the train split). A sub-folder that is not one of
-    ``classes`` is an error; classes without any image are reported in one warning with their count.
+    ``classes`` is an error; classes without any image, and files that are not images (by suffix), are
+    skipped and reported in one warning each, with their count.
     """
     folder = Path(folder)
     present = folder_classes(folder)
@@ -104,14 +105,18 @@ def scan_folder(folder: str | Path, classes: Sequence[str]) -> list[tuple[Path, 
             f"classes of this dataset (e.g. {list(classes[:3])})"
         )
     samples: list[tuple[Path, int]] = []
-    empty = []
+    empty, other_files = [], []
     for name in classes:
         before = len(samples)
         for root, _, files in sorted(os.walk(folder / name, followlinks=True)):
             samples.extend((Path(root) / f, index[name]) for f in sorted(files) if is_image_file(f))
+            other_files.extend(Path(root) / f for f in sorted(files) if not is_image_file(f))
         if len(samples) == before:
             empty.append(name)
     _warn_empty_classes(empty, len(classes), f"under {folder}", " They keep their class index.")
+    if other_files:
+        logger.warning("skipped %d file(s) under %s that are not images (by suffix), e.g. %s", len(other_files),
+                       folder, other_files[0])
     if not samples:
         raise DataError(f"no images found under {folder} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return samples

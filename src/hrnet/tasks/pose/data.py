@@ -120,6 +120,17 @@ def _person_category(coco: COCO, ann_file: Path, meta: KeypointMeta) -> int:
     return int(cat["id"])
 
 
+def _numbers(ann: dict[str, Any], key: str, ann_file: Path) -> np.ndarray:
+    """``ann[key]`` as float64, or a ``DataError`` naming the annotation and the field."""
+    try:
+        return np.asarray(ann[key], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise DataError(
+            f"{str(ann_file)!r}: annotation id {ann.get('id')} (image {ann.get('image_id')}) has a field "
+            f"'{key}' that is not a list of numbers ({e})"
+        ) from None
+
+
 def _check_keypoints(ann: dict[str, Any], k: int, ann_file: Path) -> np.ndarray:
     kpts = ann.get("keypoints")
     if kpts is None or len(kpts) != 3 * k:
@@ -128,7 +139,7 @@ def _check_keypoints(ann: dict[str, Any], k: int, ann_file: Path) -> np.ndarray:
             f"{str(ann_file)!r}: annotation id {ann.get('id')} (image {ann.get('image_id')}) has {n} "
             f"keypoint values; expected {3 * k} ({k} keypoints x (x, y, v))"
         )
-    return np.asarray(kpts, dtype=np.float64).reshape(k, 3)
+    return _numbers(ann, "keypoints", ann_file).reshape(k, 3)
 
 
 def _image_path(image_dir: Path, img: dict[str, Any]) -> Path:
@@ -209,7 +220,8 @@ def load_coco_instances(
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=False)):
                 if ann.get("category_id") != cat_id:
                     continue
-                clean = sanitize_box(ann["bbox"], img["width"], img["height"]) if ann.get("area", 1) > 0 else None
+                box = _numbers(ann, "bbox", ann_file)
+                clean = sanitize_box(box, img["width"], img["height"]) if ann.get("area", 1) > 0 else None
                 if clean is None:
                     report.drop("empty box")
                     continue
@@ -249,6 +261,9 @@ def load_coco_instances(
             )
     else:
         raise DataError(f"boxes={boxes!r}: expected 'gt' or 'detections'")
+    if report.dropped.get("empty box"):
+        logger.warning("%s: dropped %d person box(es) that are empty (zero, negative or non-finite width or "
+                       "height, or outside the image)", ann_file, report.dropped["empty box"])
     instances = _handle_missing(instances, missing_images, report)
     report.num_instances = len(instances)
     return coco, instances, report

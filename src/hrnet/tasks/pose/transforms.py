@@ -15,6 +15,7 @@ official ``JointsDataset.__getitem__`` from a ``numpy.random.Generator``, so a r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,9 +50,12 @@ def sanitize_box(box: Sequence[float], width: int, height: int) -> list[float] |
     """Clip a COCO ``[x, y, w, h]`` box to the image, as the official GT loader's "clean_bbox".
 
     Returns ``[x1, y1, x2 - x1, y2 - y1]`` with ``x2 = min(width - 1, x1 + max(0, w - 1))`` (likewise y),
-    or ``None`` when the clipped box is empty (the caller also drops annotations with ``area <= 0``).
+    or ``None`` when the box is empty: a width or height that is zero, negative or not finite, or a box
+    outside the image (the caller also drops annotations with ``area <= 0``, and counts the drops).
     """
     x, y, w, h = (float(v) for v in box[:4])
+    if not (math.isfinite(x) and math.isfinite(y) and w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h)):
+        return None
     x1, y1 = max(0.0, x), max(0.0, y)
     x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
     y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
