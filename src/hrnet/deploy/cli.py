@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..io import write_json, write_text
 from .bench import recalibrate_batchnorm, run_benchmark
 from .onnx import DEFAULT_OPSET, OnnxRunner, export_detector_onnx, export_onnx, is_detector, quantize_onnx
-from .parity import compare_outputs
+from .parity import compare_detections, compare_outputs
 from .paths import PATHS, example_input, list_paths
 
 __all__ = ["add_export_parser", "run_export", "add_bench_parser", "run_bench", "calibration_batches"]
@@ -86,7 +86,7 @@ def _export_detector(args: argparse.Namespace, model: torch.nn.Module) -> int:
         with torch.no_grad():
             reference = model([image])
         try:
-            parity = compare_outputs(reference, OnnxRunner(args.out)([image]), PATHS["onnxruntime"].tolerance)
+            parity = compare_detections(reference, OnnxRunner(args.out)([image]), PATHS["onnxruntime"].tolerance)
         except ValueError as e:  # a different number of detections
             print(f"ONNX Runtime vs PyTorch on a random image: FAILED ({e})")
             return 1

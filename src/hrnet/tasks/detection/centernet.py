@@ -182,6 +182,7 @@ def decode_detections(heatmap: Tensor, size: Tensor, offset: Tensor, topk: int =
 
     ``heatmap`` (B, K, h, w) probabilities, ``size`` and ``offset`` (B, 2, h, w). Returns ``boxes`` (B, k, 4)
     XYXY in input pixels (cells x ``stride``), ``scores`` (B, k) and ``labels`` (B, k) in ``1..K``.
+    A negative size (an untrained model) decodes as an empty box, not an inverted one.
     """
     batch, categories, height, width = heatmap.shape
     peaks = heatmap * (F.max_pool2d(heatmap, 3, stride=1, padding=1) == heatmap).to(heatmap.dtype)
@@ -191,7 +192,7 @@ def decode_detections(heatmap: Tensor, size: Tensor, offset: Tensor, topk: int =
     ys = torch.div(cell, width, rounding_mode="floor").to(heatmap.dtype)
     xs = (cell % width).to(heatmap.dtype)
     index = cell[:, None, :].expand(batch, 2, -1)
-    wh, shift = size.flatten(2).gather(2, index), offset.flatten(2).gather(2, index)
+    wh, shift = size.flatten(2).gather(2, index).clamp(min=0), offset.flatten(2).gather(2, index)
     cx, cy = xs + shift[:, 0], ys + shift[:, 1]
     boxes = torch.stack([cx - wh[:, 0] / 2, cy - wh[:, 1] / 2, cx + wh[:, 0] / 2, cy + wh[:, 1] / 2], dim=2)
     return boxes * stride, scores, labels
