@@ -212,8 +212,24 @@ def test_engine_trains_and_evaluates_centernet(synthetic_det, tmp_path):
 
 def test_batches_pad_as_centernet_and_boxes_stay_in_image_pixels():
     model = tiny_centernet().eval()
-    assert model._batch([torch.rand(3, 90, 128), torch.rand(3, 64, 70)]).shape == (2, 3, 96, 160)
+    batch = model._batch([torch.rand(3, 90, 128), torch.rand(3, 64, 70)])
+    assert batch.shape == (2, 3, 96, 160)  # (90 | 31) + 1, (128 | 31) + 1
+    black = (0 - model.image_mean) / model.image_std  # padded as the training crops are: black
+    torch.testing.assert_close(batch[1, :, 64:, :], black.expand(3, 32, 160))
     model.train()
     assert model._batch([torch.rand(3, 96, 96)]).shape == (1, 3, 96, 96)
     with pytest.raises(ValueError, match="targets"):
         model([torch.rand(3, 96, 96)])
+
+
+def test_imagenet_backbone_weights_load_into_centernet():
+    """The COCO recipes start from an ImageNet HRNet-C checkpoint: its backbone tensors land in CenterNet's."""
+    from hrnet.models import build_model
+    from hrnet.models.weights import load_weights
+
+    classifier = build_model("cls_hrnet_w18", **TINY)
+    detector = build_detector("centernet", "hrnetv2_w48", backbone_overrides=TINY, min_size=96)
+    load_weights(detector, classifier.state_dict(), verbose=False)
+    torch.testing.assert_close(detector.backbone.conv1.weight, classifier.conv1.weight)
+    torch.testing.assert_close(detector.backbone.stage4[0].branches[3][0].conv1.weight,
+                               classifier.stage4[0].branches[3][0].conv1.weight)

@@ -257,23 +257,23 @@ class CenterNet(nn.Module):
         self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(3, 1, 1), persistent=False)
 
     def _batch(self, images: list[Tensor]) -> Tensor:
-        """Normalised images padded at the bottom/right into one batch: training crops to a multiple of
-        32, test images to ``(side | 31) + 1`` (CenterNet's ``keep_res`` test input)."""
-        normalised = [(image - self.image_mean) / self.image_std for image in images]
+        """Images padded with black at the bottom/right into one normalised batch (black, as outside the
+        training crops): training crops to a multiple of 32, test images to ``(side | 31) + 1``
+        (CenterNet's ``keep_res`` test input)."""
         if torch.jit.is_tracing():  # one image; sizes stay symbolic in the exported graph
-            image = normalised[0]
+            image = images[0]
             height, width = image.shape[-2], image.shape[-1]
-            padding = (0, _padded_side(width) - width, 0, _padded_side(height) - height)
-            return F.pad(image, padding)[None]
-        sides = (max(image.shape[dim] for image in images) for dim in (-2, -1))
-        if self.training:
-            height, width = (-(-side // SIZE_DIVISOR) * SIZE_DIVISOR for side in sides)
+            batch = F.pad(image, (0, _padded_side(width) - width, 0, _padded_side(height) - height))[None]
         else:
-            height, width = (_padded_side(side) for side in sides)
-        batch = normalised[0].new_zeros(len(images), 3, height, width)
-        for canvas, image in zip(batch, normalised, strict=True):
-            canvas[:, :image.shape[-2], :image.shape[-1]].copy_(image)
-        return batch
+            sides = (max(image.shape[dim] for image in images) for dim in (-2, -1))
+            if self.training:
+                height, width = (-(-side // SIZE_DIVISOR) * SIZE_DIVISOR for side in sides)
+            else:
+                height, width = (_padded_side(side) for side in sides)
+            batch = images[0].new_zeros(len(images), 3, height, width)
+            for canvas, image in zip(batch, images, strict=True):
+                canvas[:, :image.shape[-2], :image.shape[-1]].copy_(image)
+        return (batch - self.image_mean) / self.image_std
 
     def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
                 ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
