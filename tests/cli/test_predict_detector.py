@@ -213,3 +213,26 @@ def test_detector_errors_name_the_problem(shared_data, pose_config, tmp_path, ca
         "images": [], "annotations": [], "categories": [{"id": 2, "name": "bicycle"}]})
     code, err = run_cli([*base, "--detector", str(no_person), "--detector-weights", "w.pt"], capsys)
     assert code == 2 and "no person class" in err and "2 (bicycle)" in err
+
+
+def test_centernet_finds_the_persons_for_pose(shared_data, pose_config, tmp_path):
+    """A CenterNet detector config serves as the pose pipeline's person detector (its top-k boxes)."""
+    pose_yaml, pose_weights = pose_config
+    det_yaml = detector_config(tmp_path, num_classes=1, annotation=PERSON_ONLY)
+    tree = yaml.safe_load(det_yaml.read_text())
+    tree["model"] = {"name": "centernet_hrnetv2_w48",
+                     "overrides": {"num_classes": 1, "detections_per_img": 3, "head_channels": 8,
+                                   "backbone": {"width": 2, "blocks": 1, "modules": [1, 1, 1], "stage1_blocks": 1}}}
+    tree["data"].update(min_size=64, max_size=64)
+    write_yaml(det_yaml, tree)
+    det_weights = save_random_weights(det_yaml, tmp_path / "centernet.pt")
+    image = shared_data / "coco_keypoints" / "val2017" / IMAGES[0]
+    out = tmp_path / "out"
+    assert main(["predict", str(pose_yaml), "--weights", str(pose_weights), str(image), "--out", str(out),
+                 "--detector", str(det_yaml), "--detector-weights", str(det_weights), "--detector-threshold", "0",
+                 "--option", "overlays=false"]) == 0
+    boxes_file = json.loads((out / "person_boxes.json").read_text())
+    assert len(boxes_file) == 3 and all(entry["category_id"] == 1 for entry in boxes_file)
+    detector = load_person_detector(det_yaml, det_weights, score_threshold=0.0)
+    boxes, scores = detector(read_image(image))
+    np.testing.assert_allclose([entry["bbox"] for entry in boxes_file], boxes, rtol=1e-6, atol=1e-4)

@@ -32,3 +32,19 @@ def test_nan_never_passes_and_shapes_must_match():
         compare_outputs(ref, torch.ones(2, 3), 1.0)
     with pytest.raises(ValueError, match="structure"):
         compare_outputs([ref, ref], [ref], 1.0)
+
+
+def test_detections_compare_as_sets():
+    from hrnet.deploy.parity import compare_detections
+
+    reference = {"scores": torch.tensor([0.9, 0.5, 0.5, 0.2]), "labels": torch.tensor([1, 2, 3, 1]),
+                 "boxes": torch.arange(16.0).view(4, 4)}
+    swapped = {key: value[[0, 2, 1, 3]] for key, value in reference.items()}  # a tie in either order
+    assert compare_detections([reference], [swapped], 1e-4).max_abs_diff == 0
+    moved = {**swapped, "boxes": swapped["boxes"] + torch.tensor([0, 0, 0, 0.5]) * (torch.arange(4) == 1)[:, None]}
+    assert compare_detections([reference], [moved], 1e-4).max_abs_diff == 0.5
+    # the last of a top-k output may be another detection tied with it
+    other_last = {**reference, "labels": torch.tensor([1, 2, 3, 4])}
+    assert compare_detections([reference], [other_last], 1e-4).ok
+    with pytest.raises(ValueError, match="4 detections vs 2"):
+        compare_detections([reference], [{key: value[:2] for key, value in reference.items()}], 1e-4)

@@ -38,7 +38,13 @@ def test_configs_validate_and_state_the_paper(path):
     cfg = load_config(path)
     task = get_task_class(cfg.task)(cfg)
     assert task.name == "detection" and task.main_metric == "bbox_AP"
-    if "coco" in path.parts:
+    if "coco" in path.parts and cfg.model.name.startswith("centernet"):
+        # CenterNet's recipe: Adam 1.25e-4 per 32 images, 140 epochs, lr x0.1 at 90 and 120, 512 crops
+        assert "Paper Table 9" in path.read_text()
+        assert (cfg.train.optimizer.name, cfg.train.optimizer.weight_decay) == ("adam", 0)
+        assert cfg.train.optimizer.lr == pytest.approx(1.25e-4 * cfg.train.batch_size * 8 / 32)
+        assert (cfg.train.epochs, cfg.train.schedule.milestones, cfg.data.min_size) == (140, [90, 120], 512)
+    elif "coco" in path.parts:
         text = path.read_text()
         assert ("AP" in text and ("Paper Table" in text or "README" in text)) or "Not in the paper" in text
         assert cfg.train.optimizer.weight_decay == 1e-4 and cfg.train.schedule.warmup_iters == 500

@@ -11,7 +11,7 @@ import torch
 from ..deploy.bench import recalibrate_batchnorm, run_benchmark
 from ..deploy.calibration import calibration_batches
 from ..deploy.onnx import DEFAULT_OPSET, OnnxRunner, export_detector_onnx, export_onnx, is_detector, quantize_onnx
-from ..deploy.parity import compare_outputs
+from ..deploy.parity import compare_detections, compare_outputs
 from ..deploy.paths import PATHS, example_input, list_paths
 from ..errors import ConfigError
 from ..io import write_json, write_text
@@ -68,7 +68,7 @@ def _export_detector(args: argparse.Namespace, model: torch.nn.Module) -> int:
         with torch.no_grad():
             reference = model([image])
         try:
-            parity = compare_outputs(reference, OnnxRunner(args.out)([image]), PATHS["onnxruntime"].tolerance)
+            parity = compare_detections(reference, OnnxRunner(args.out)([image]), PATHS["onnxruntime"].tolerance)
         except ValueError as e:  # a different number of detections
             print(f"ONNX Runtime vs PyTorch on a random image: FAILED ({e})")
             return 1

@@ -21,6 +21,7 @@ from ..tasks.detection.models import (
     measure_detector,
     paper_params_table,
     split_detector_name,
+    table7_input,
 )
 
 # The paper's ablation variants with their own complexity (Sec. 4.5), shown by ``--all``.
@@ -140,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _detector_json(name: str, params: int, gflops: float, **extra: Any) -> dict[str, Any]:
     return {"name": name, **extra, "params": params, "params_m": round(params / 1e6, 2),
-            "params_mib": round(params / 2**20, 2), "input": [800, 1200], "backbone_gflops": round(gflops, 2)}
+            "params_mib": round(params / 2**20, 2), "input": list(table7_input(split_detector_name(name)[0])),
+            "backbone_gflops": round(gflops, 2)}
 
 
 def _print_detectors(rows: list[ParamsRow], as_json: bool) -> int:
@@ -149,7 +151,7 @@ def _print_detectors(rows: list[ParamsRow], as_json: bool) -> int:
                                          paper_unit="2^20" if r.unit == 2**20 else "10^6", note=r.note)
                           for r in rows], indent=1))
     else:
-        print("Detectors beside the paper's Table 7 (COCO, 80 categories, backbone BN frozen; "
+        print("Detectors beside the paper's Table 7 (COCO, 80 categories, backbone BN frozen but in CenterNet; "
               "trainable parameters):\n")
         print(format_params_table(rows))
     return 0
@@ -169,6 +171,7 @@ def _print_detector(name: str, options: dict[str, Any], as_json: bool) -> int:
         print(json.dumps(_detector_json(name, params, gflops, overrides=options), indent=1))
     else:
         opts = "".join(f" {k}={v}" for k, v in options.items())
-        print(f"{name}{opts}: {params / 1e6:.2f}M params (= {params / 2**20:.2f} x 2^20), backbone + pyramid "
-              f"{gflops:.2f} GFLOPs @ 800x1200 (no row of the paper's Table 7)")
+        what, (height, width) = "network" if arch == "centernet" else "backbone + pyramid", table7_input(arch)
+        print(f"{name}{opts}: {params / 1e6:.2f}M params (= {params / 2**20:.2f} x 2^20), {what} "
+              f"{gflops:.2f} GFLOPs @ {height}x{width} (no row of the paper's Table 7)")
     return 0

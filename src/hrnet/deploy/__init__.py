@@ -15,11 +15,12 @@ from .calibration import calibration_batches
 from .compile import cache_root, compile_for_inference, enable_compile_cache, prepare_for_inference
 from .fold import conv_bn_pairs, fold_batchnorm
 from .onnx import OnnxRunner, export_onnx, quantize_onnx
-from .parity import Parity, compare_outputs
+from .parity import Parity, compare_detections, compare_outputs
 from .paths import PATHS, DeployedModel, DeployPath, deploy, example_input, get_path, list_paths
 
 __all__ = [
     "deploy", "DeployedModel", "DeployPath", "PATHS", "list_paths", "get_path", "example_input",
     "fold_batchnorm", "conv_bn_pairs", "prepare_for_inference", "compile_for_inference", "enable_compile_cache",
     "cache_root", "export_onnx", "OnnxRunner", "quantize_onnx", "calibration_batches", "Parity", "compare_outputs",
+    "compare_detections",
 ]

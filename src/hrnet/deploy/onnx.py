@@ -79,16 +79,18 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example: Tensor, opse
 
 
 def is_detector(model: nn.Module) -> bool:
-    """Whether ``model`` is a torchvision detector (Faster/Mask R-CNN, RetinaNet, FCOS)."""
+    """Whether ``model`` is a detector: torchvision's Faster/Mask R-CNN, RetinaNet, FCOS, or any model that
+    ``hrnet.tasks.detection.build_detector`` made (they carry ``arch`` and ``num_categories``, e.g. CenterNet)."""
     from torchvision.models.detection import FCOS, RetinaNet
     from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
-    return isinstance(model, GeneralizedRCNN | RetinaNet | FCOS)
+    built_by_hrnet = hasattr(model, "arch") and hasattr(model, "num_categories")
+    return built_by_hrnet or isinstance(model, GeneralizedRCNN | RetinaNet | FCOS)
 
 
 def export_detector_onnx(model: nn.Module, path: str | os.PathLike, image_size: tuple[int, int],
                          opset: int = 17, metadata: dict[str, str] | None = None) -> Path:
-    """Write a torchvision detector as ONNX: one ``(3, H, W)`` image in (any H, W), its detections out.
+    """Write a detector as ONNX: one ``(3, H, W)`` image in (any H, W), its detections out.
 
     torchvision supports ONNX for its detectors through the TorchScript-based exporter only (their
     post-processing has data-dependent shapes), so this uses ``dynamo=False``. The graph includes

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
-__all__ = ["Parity", "flatten_outputs", "map_tensors", "compare_outputs"]
+__all__ = ["Parity", "flatten_outputs", "map_tensors", "compare_outputs", "compare_detections"]
 
 
 def map_tensors(fn: Callable[[Tensor], Any], outputs: Any) -> Any:
@@ -79,4 +80,36 @@ def compare_outputs(reference: Any, candidate: Any, tolerance: float) -> Parity:
         gap = (ref - cand).abs().nan_to_num(nan=float("inf"))  # a NaN output never passes
         diff = max(diff, gap.max().item())
         scale = max(scale, ref.abs().max().item())
+    return Parity(diff, scale, tolerance)
+
+
+def _detection_rows(detections: dict[str, Tensor]) -> Tensor:
+    return torch.cat([detections["scores"].float()[:, None], detections["labels"].float()[:, None],
+                      detections["boxes"].float()], dim=1).cpu()
+
+
+def compare_detections(reference: list[dict[str, Tensor]], candidate: list[dict[str, Tensor]],
+                       tolerance: float) -> Parity:
+    """Compare two detectors' outputs (one ``{boxes, labels, scores}`` per image) as sets of detections.
+
+    Each (score, label, box) row is matched to the nearest row of the other side, so detections whose
+    scores tie within rounding may come in either order. A top-k output (CenterNet) may keep a different
+    one of the detections tied with its lowest score: rows scoring within ``tolerance`` of the reference's
+    lowest score are left out when the two outputs are equally long. Raises ``ValueError`` when the numbers of
+    detections differ otherwise.
+    """
+    diff, scale = 0.0, 1.0
+    for ref, cand in zip(reference, candidate, strict=True):
+        ref_rows, cand_rows = _detection_rows(ref), _detection_rows(cand)
+        if len(ref_rows) == 0 and len(cand_rows) == 0:
+            continue
+        scale = max(scale, ref_rows.abs().max().item())
+        if len(ref_rows) == len(cand_rows):
+            floor = ref_rows[:, 0].min() + tolerance  # scores lie in [0, 1]
+            ref_rows, cand_rows = ref_rows[ref_rows[:, 0] > floor], cand_rows[cand_rows[:, 0] > floor]
+        if len(ref_rows) != len(cand_rows):
+            raise ValueError(f"{len(ref_rows)} detections vs {len(cand_rows)}")
+        if len(ref_rows):
+            gaps = (ref_rows[:, None] - cand_rows[None]).abs().amax(dim=2).nan_to_num(nan=float("inf"))
+            diff = max(diff, gaps.min(dim=1).values.max().item(), gaps.min(dim=0).values.max().item())
     return Parity(diff, scale, tolerance)

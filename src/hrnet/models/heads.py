@@ -7,6 +7,8 @@
 - :class:`ClsHRNet`      HRNet-C: per-branch Bottlenecks widening to 128/256/512/1024, strided merging,
                          1x1 to 2048, global pooling, linear classifier.
 - :class:`HRNetV2p`      HRNetV2 -> HRFPN pyramid (5 levels, strides 4..64) for torchvision detectors.
+- :class:`HRNetV2`       HRNetV2's stride-4 representation (concatenation mixed by 1x1 conv-BN-ReLU) for
+                         dense heads such as CenterNet's.
 
 Each subclasses :class:`~hrnet.models.hrnet.HighResolutionNet` and adds its head under the official
 attribute names, so the state dict has exactly the official keys. Pose and segmentation also take
@@ -25,7 +27,7 @@ from torch import Tensor, nn
 
 from .hrnet import BackboneConfig, Bottleneck, HighResolutionNet, batch_norm, conv_bn, make_layer
 
-__all__ = ["PoseHRNet", "SegHRNet", "SegHRNetOCR", "ClsHRNet", "HRFPN", "HRNetV2p", "upsample_concat"]
+__all__ = ["PoseHRNet", "SegHRNet", "SegHRNetOCR", "ClsHRNet", "HRFPN", "HRNetV2p", "HRNetV2", "upsample_concat"]
 
 Representation = Literal["v1", "v1h", "v2"]
 
@@ -287,3 +289,26 @@ class HRNetV2p(HighResolutionNet):
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         return OrderedDict(zip(self.level_names, self.neck(self.forward_branches(x)), strict=True))
+
+
+class HRNetV2(HighResolutionNet):
+    """HRNetV2's high-resolution representation: ``(N, 3, H, W) -> (N, 15C, H/4, W/4)``.
+
+    All branches bilinearly upsampled to stride 4 and concatenated, then mixed by the segmentation
+    head's 1x1 conv-BN-ReLU (``last_layer``, the same keys as :class:`SegHRNet` without its classifier),
+    so dense prediction heads sit on one map; ``out_channels`` is its width.
+    """
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__(cfg)
+        channels = sum(cfg.out_channels)
+        self.last_layer = nn.Sequential(
+            nn.Conv2d(channels, channels, 1),
+            nn.BatchNorm2d(channels, momentum=cfg.bn_momentum),
+            nn.ReLU(inplace=True),
+        )
+        self.out_channels = channels
+        init_official(self, "normal")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.last_layer(upsample_concat(self.forward_branches(x), self.cfg.align_corners))

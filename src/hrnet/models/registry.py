@@ -1,6 +1,6 @@
 """Named presets: ``list_models()`` and ``build_model(name, **overrides)``.
 
-A preset is a task family (pose, seg, seg_ocr, cls, hrnetv2p), a backbone (width C or a W18-small
+A preset is a task family (pose, seg, seg_ocr, cls, hrnetv2p, hrnetv2), a backbone (width C or a W18-small
 variant), head defaults, the paper's figures, and -- as timm's pretrained configs -- the preprocessing its
 weights expect: input size, mean and std, and the names of its head modules. A built model carries them
 as ``model.pretrained_cfg`` (:meth:`Preset.pretrained_cfg`).
@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import ConfigError, did_you_mean
 from ..media import IMAGENET_MEAN, IMAGENET_STD
-from .heads import ClsHRNet, HRNetV2p, PoseHRNet, SegHRNet, SegHRNetOCR
+from .heads import ClsHRNet, HRNetV2, HRNetV2p, PoseHRNet, SegHRNet, SegHRNetOCR
 from .hrnet import BackboneConfig, backbone_config
 
 __all__ = ["Preset", "PaperFigure", "PRESETS", "list_models", "build_model", "get_preset", "register_preset",
@@ -28,6 +28,7 @@ __all__ = ["Preset", "PaperFigure", "PRESETS", "list_models", "build_model", "ge
 
 FAMILIES: dict[str, type[nn.Module]] = {
     "pose": PoseHRNet, "seg": SegHRNet, "seg_ocr": SegHRNetOCR, "cls": ClsHRNet, "hrnetv2p": HRNetV2p,
+    "hrnetv2": HRNetV2,
 }
 # Fusion upsampling of the official code of each family (pose/cls: nearest; seg: bilinear to size).
 FAMILY_BACKBONE = {
@@ -36,6 +37,7 @@ FAMILY_BACKBONE = {
     "seg": {"upsample": "bilinear", "align_corners": False},
     "seg_ocr": {"upsample": "bilinear", "align_corners": True},
     "hrnetv2p": {"upsample": "nearest"},
+    "hrnetv2": {"upsample": "bilinear", "align_corners": False},
 }
 BACKBONE_KEYS = ("width", "small", "blocks", "modules", "stage1_blocks", "resolution", "fusion", "downsample",
                  "fuse_method", "upsample", "align_corners", "bn_momentum", "frozen_bn", "in_channels",
@@ -101,6 +103,11 @@ def _det(width: int, paper: tuple[PaperFigure, ...] = ()) -> Preset:
                   description=f"HRNetV2p-W{width} backbone + HRFPN pyramid for detection")
 
 
+def _representation(width: int) -> Preset:
+    return Preset(f"hrnetv2_w{width}", "hrnetv2", width, (512, 512),
+                  description=f"HRNetV2-W{width} stride-4 representation for dense detection heads (CenterNet)")
+
+
 T1 = "paper Table 1"
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     _pose(32, (PaperFigure((256, 192), "28.5", "7.1", T1), PaperFigure((384, 288), "28.5", "16.0", T1))),
@@ -126,6 +133,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     _cls("w48", 48, "77.5", "16.1"),
     _cls("w64", 64, "128.1", "26.9"),
     _det(18), _det(32), _det(40), _det(48),
+    _representation(48), _representation(64),
 ]}
 
 

@@ -1,9 +1,11 @@
-"""Object detection and instance segmentation: HRNetV2p in torchvision's Faster/Mask R-CNN, FCOS, RetinaNet.
+"""Object detection and instance segmentation: HRNetV2p in torchvision's Faster/Mask R-CNN, FCOS, RetinaNet,
+and CenterNet on HRNetV2.
 
 Importing the task module registers ``task: detection`` with the engine. ``detect_people`` and
 :class:`PersonDetector` (:func:`load_person_detector`) are the person detector of the top-down pose pipeline.
 """
 
+from .centernet import CenterNet, CenterNetTrainTransform
 from .data import CategoryMap, CocoDetection, collate_detection, eval_transforms, train_transforms
 from .evaluation import detections_to_coco, evaluate_coco, write_results
 from .inference import detect, detect_people, draw_detections
@@ -25,6 +27,8 @@ __all__ = [
     "list_detectors",
     "paper_params_table",
     "format_params_table",
+    "CenterNet",
+    "CenterNetTrainTransform",
     "CategoryMap",
     "CocoDetection",
     "train_transforms",

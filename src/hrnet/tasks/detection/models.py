@@ -1,4 +1,5 @@
-"""Detectors: an HRNetV2p pyramid inside torchvision's Faster R-CNN, Mask R-CNN, FCOS and RetinaNet.
+"""Detectors: an HRNetV2p pyramid inside torchvision's Faster R-CNN, Mask R-CNN, FCOS and RetinaNet, and
+CenterNet on HRNetV2's stride-4 representation (:mod:`.centernet`).
 
 The RPN, RoI heads, NMS and RoIAlign are torchvision's; this module only chooses the pieces the HRNet
 detection code chose:
@@ -36,6 +37,7 @@ from ...errors import ConfigError, did_you_mean
 from ...models import build_model
 from ...models.complexity import complexity
 from ...models.registry import Preset, get_preset, register_preset
+from .centernet import CenterNet, build_centernet
 
 __all__ = [
     "Architecture",
@@ -51,6 +53,7 @@ __all__ = [
     "roi_align",
     "PAPER_TABLE7",
     "TABLE7_NOTES",
+    "table7_input",
     "ParamsRow",
     "trainable_params",
     "paper_params_table",
@@ -114,7 +117,8 @@ def _backbone(backbone: str | nn.Module, spec: Architecture, frozen_bn: bool,
         if backbone not in spec.backbones:
             raise ConfigError(f"unknown detection backbone {backbone!r}; known: {list(spec.backbones)}."
                               f"{did_you_mean(backbone, spec.backbones)}")
-        return build_model(backbone, frozen_bn=frozen_bn, pyramid_stride=2 if spec.one_stage else 1, **overrides)
+        pyramid = {"pyramid_stride": 2} if spec.one_stage else {}
+        return build_model(backbone, frozen_bn=frozen_bn, **pyramid, **overrides)
     if not hasattr(backbone, "out_channels"):
         raise ConfigError("a detection backbone needs an 'out_channels' attribute; "
                           f"{type(backbone).__name__} has none")
@@ -154,6 +158,8 @@ class Architecture:
     predicts_masks: bool
     #: the backbone presets this architecture is offered with (``<arch>_<backbone>`` presets)
     backbones: tuple[str, ...] = BACKBONES
+    #: whether ``build_detector`` freezes the backbone BN unless told (the recipe of the paper's row)
+    frozen_bn: bool = True
 
     def option_names(self) -> set[str]:
         """The constructor options of ``detector_class`` and its bases (torchvision's detectors swallow
@@ -171,6 +177,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     "mask_rcnn": Architecture(_mask_rcnn, MaskRCNN, one_stage=False, predicts_masks=True),
     "fcos": Architecture(_fcos, FCOS, one_stage=True, predicts_masks=False),
     "retinanet": Architecture(_retinanet, RetinaNet, one_stage=True, predicts_masks=False),
+    # one map at stride 4, no pyramid (one_stage=False: nothing to give stride-2 levels); BN is trained
+    "centernet": Architecture(build_centernet, CenterNet, one_stage=False, predicts_masks=False,
+                              backbones=("hrnetv2_w48", "hrnetv2_w64"), frozen_bn=False),
 }
 
 
@@ -184,7 +193,7 @@ def _register_presets() -> None:
     builds it with :func:`build_detector`."""
     for name in list_detectors():
         arch, backbone = split_detector_name(name)
-        register_preset(Preset(name, "detector", get_preset(backbone).width, TABLE7_INPUT,
+        register_preset(Preset(name, "detector", get_preset(backbone).width, table7_input(arch),
                                description=f"{arch} on {backbone}",
                                builder=functools.partial(build_detector, arch, backbone)))
 
@@ -200,15 +209,16 @@ def split_detector_name(name: str) -> tuple[str, str]:
 
 
 def build_detector(arch: str, backbone: str | nn.Module = "hrnetv2p_w18", num_classes: int = 80, *,
-                   frozen_bn: bool = True, min_size: int = 800, max_size: int = 1333,
+                   frozen_bn: bool | None = None, min_size: int = 800, max_size: int = 1333,
                    backbone_overrides: dict[str, Any] | None = None, **options: Any) -> nn.Module:
-    """A torchvision detector of architecture ``arch`` on an HRNetV2p backbone.
+    """A torchvision detector of architecture ``arch`` on an HRNetV2p backbone (CenterNet: HRNetV2).
 
     ``backbone`` is a preset name (built with ``hrnet.build_model(backbone, **backbone_overrides)``, e.g.
     ``{"width": 8}`` for a tiny test model) or a module with torchvision's backbone contract.
     ``num_classes`` counts object categories (80 for COCO); the model predicts labels ``1..num_classes``.
-    ``min_size``/``max_size`` are the shorter/longer side the model resizes inputs to; ``options`` go to
-    the torchvision constructor (e.g. ``box_score_thresh``).
+    ``min_size``/``max_size`` are the shorter/longer side the model resizes inputs to (CenterNet: ``min_size``
+    is the square training input, a multiple of 32); ``options`` go to the detector's constructor (e.g.
+    ``box_score_thresh``). ``frozen_bn`` defaults to the architecture's recipe (frozen but for CenterNet).
     The returned model carries ``arch``, ``num_categories`` and ``predicts_masks`` attributes.
     """
     if arch not in ARCHITECTURES:
@@ -221,7 +231,9 @@ def build_detector(arch: str, backbone: str | nn.Module = "hrnetv2p_w18", num_cl
     if unknown:
         known = spec.option_names() | {"num_classes", "frozen_bn", "backbone_overrides"}
         hints = "".join(did_you_mean(name, known) for name in unknown)
-        raise ConfigError(f"unknown option(s) {unknown} of torchvision's {spec.detector_class.__name__}.{hints}")
+        owner = "torchvision's " if spec.detector_class.__module__.startswith("torchvision") else ""
+        raise ConfigError(f"unknown option(s) {unknown} of {owner}{spec.detector_class.__name__}.{hints}")
+    frozen_bn = spec.frozen_bn if frozen_bn is None else frozen_bn
     body = _backbone(backbone, spec, frozen_bn, dict(backbone_overrides or {}))
     model = spec.build(body, num_classes + 1, min_size=min_size, max_size=max_size, **options)
     model.arch = arch
@@ -243,6 +255,8 @@ PAPER_TABLE7: tuple[tuple[str, str, float, int], ...] = (
     ("mask_rcnn", "hrnetv2p_w32", 49.9, 10**6),
     ("fcos", "hrnetv2p_w18", 17.5, 10**6),
     ("fcos", "hrnetv2p_w32", 37.3, 10**6),
+    ("centernet", "hrnetv2_w48", 73.6, 10**6),
+    ("centernet", "hrnetv2_w64", 127.7, 10**6),
 )
 
 
@@ -252,10 +266,19 @@ TABLE7_NOTES: dict[str, str] = {
     "mask_rcnn": "in 10^6; the mask head (4 convs, deconv, 1x1: 2.64M) is the same as mmdetection's",
     "fcos": "in 10^6; counting the backbone's BN (trained in HRNet-FCOS, frozen here) gives 17.50 / 37.30; "
             "torchvision's head has no per-level Scale (5) and one label-0 logit more (2,305)",
+    "centernet": "not reproducible (-3.7 / -3.5 %; GFLOPs too): ours is CenterNet's three 256-wide heads on HRNetV2; "
+                 "the paper's 511x511 rows beside HG-52/HG-104 are the keypoint-triplet CenterNet's larger heads",
 }
 
 #: the padded input the backbone sees for an 800x1200 image (torchvision pads batches to multiples of 32)
 TABLE7_INPUT = (800, 1216)
+#: CenterNet's rows are at 511x511, which its (side | 31) + 1 padding makes 512x512
+TABLE7_CENTERNET_INPUT = (512, 512)
+
+
+def table7_input(arch: str) -> tuple[int, int]:
+    """The input size of the architecture's Table 7 rows: 800x1200, CenterNet 511x511."""
+    return (511, 511) if arch == "centernet" else (800, 1200)
 
 
 @dataclass(frozen=True)
@@ -303,9 +326,11 @@ def paper_params_table() -> list[ParamsRow]:
 
 def measure_detector(arch: str, backbone: str, **options: Any) -> tuple[int, float]:
     """Trainable parameters and backbone + pyramid GFLOPs on the padded 800x1216 input of a detector built
-    on the meta device (no memory, no weights)."""
+    on the meta device (no memory, no weights); for CenterNet the whole network's GFLOPs at 512x512."""
     with torch.device("meta"):
         model = build_detector(arch, backbone, **options)
+    if isinstance(model, CenterNet):
+        return trainable_params(model), model.complexity(TABLE7_CENTERNET_INPUT).gflops
     return trainable_params(model), complexity(model.backbone, TABLE7_INPUT).gflops
 
 
@@ -322,7 +347,8 @@ def format_params_table(rows: list[ParamsRow]) -> str:
                      f"{row.params / 2**20:>9.2f} {100 * row.relative_difference:>+5.1f}% "
                      f"{row.backbone_gflops:>7.1f}")
         lines.append(f"    {row.note}")
-    lines.append("GFLOPs: backbone + pyramid on an 800x1200 image (padded to 800x1216), multiply-adds / 1024^3.")
+    lines.append("GFLOPs: backbone + pyramid on an 800x1200 image (padded to 800x1216), multiply-adds / 1024^3; "
+                 "CenterNet: the whole network on 511x511 (padded to 512x512).")
     return "\n".join(lines)
 
 

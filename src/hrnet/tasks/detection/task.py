@@ -1,8 +1,9 @@
-"""The detection task for the engine: COCO-format data, torchvision detectors on HRNetV2p, COCO AP.
+"""The detection task for the engine: COCO-format data, torchvision detectors on HRNetV2p and CenterNet
+on HRNetV2, COCO AP.
 
 A config names a detector preset (``model.name: faster_rcnn_hrnetv2p_w18``, see
 :func:`~hrnet.tasks.detection.models.list_detectors`); ``model.overrides`` may hold ``num_classes``
-(default 80), ``frozen_bn`` (default true), ``backbone`` (options for ``hrnet.build_model``, e.g.
+(default 80), ``frozen_bn`` (default true, CenterNet false), ``backbone`` (options for ``hrnet.build_model``, e.g.
 ``{width: 8}``) and options of the torchvision detector (e.g. ``box_score_thresh``).
 """
 
@@ -22,6 +23,7 @@ from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
 from ...io import write_json
 from ...media import expand_inputs, read_image, write_image
+from .centernet import CenterNetTrainTransform
 from .data import (
     CategoryMap,
     CocoDetection,
@@ -46,7 +48,8 @@ class DetectionDataConfig(StrictModel):
     train_images: str = "train2017"
     val_ann: str = "annotations/instances_val2017.json"
     val_images: str = "val2017"
-    #: shorter / longer image side after resizing (mmdetection's ``img_scale=(1333, 800)``)
+    #: shorter / longer image side after resizing (mmdetection's ``img_scale=(1333, 800)``); CenterNet
+    #: trains on square crops of ``min_size`` (a multiple of 32) and ignores ``max_size``
     min_size: int = Field(800, ge=32)
     max_size: int = Field(1333, ge=32)
     flip_prob: float = Field(0.5, ge=0, le=1)
@@ -101,7 +104,7 @@ class DetectionTask(Task):
         dataset = CocoDetection(
             data.root / (data.train_ann if train else data.val_ann),
             data.root / (data.train_images if train else data.val_images),
-            train_transforms(data.min_size, data.max_size, data.flip_prob) if train else eval_transforms(),
+            self._train_transforms() if train else eval_transforms(),
             with_masks=ARCHITECTURES[self.arch].predicts_masks,
             skip_empty=train and data.skip_empty_train,
             min_box_size=data.min_box_size,
@@ -111,6 +114,13 @@ class DetectionTask(Task):
             raise DataError(f"{dataset.ann_file} has {found} categories but the model has {self.num_classes} "
                             f"(set model.overrides.num_classes: {found})")
         return dataset
+
+    def _train_transforms(self) -> Callable:
+        """CenterNet trains on square random crops of ``data.min_size``; the others on resized images."""
+        data = self.data
+        if self.arch == "centernet":
+            return CenterNetTrainTransform(data.min_size, data.flip_prob)
+        return train_transforms(data.min_size, data.max_size, data.flip_prob)
 
     def collate_fn(self) -> Callable:
         return collate_detection
