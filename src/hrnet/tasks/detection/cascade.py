@@ -43,6 +43,7 @@ __all__ = [
     "STAGE_LOSS_WEIGHTS",
     "AgnosticBoxPredictor",
     "BoxStage",
+    "MASK_CHANNELS",
     "StageMaskHead",
     "CascadeRoIHeads",
     "CascadeRCNN",
@@ -94,16 +95,16 @@ class BoxStage(nn.Module):
 
 class StageMaskHead(nn.Module):
     """A stage's mask head: four 3x3 convs, a 2x deconv and per-class 1x1 logits (torchvision's Mask R-CNN
-    pieces). With ``takes_previous`` (HTC's mask information flow) the previous stage's conv features
-    enter through a 1x1 conv + ReLU and are added to the RoI features first. Returns the logits and the
-    conv features (which the next stage's head takes)."""
+    pieces; ``channels`` 256 as mmdetection's). With ``takes_previous`` (HTC's mask information flow) the
+    previous stage's conv features enter through a 1x1 conv + ReLU and are added to the RoI features
+    first. Returns the logits and the conv features (which the next stage's head takes)."""
 
-    def __init__(self, in_channels: int, num_classes: int, takes_previous: bool = False) -> None:
+    def __init__(self, in_channels: int, num_classes: int, takes_previous: bool = False,
+                 channels: int = MASK_CHANNELS) -> None:
         super().__init__()
-        self.convs = MaskRCNNHeads(in_channels, (MASK_CHANNELS,) * 4, dilation=1)
-        self.predictor = MaskRCNNPredictor(MASK_CHANNELS, MASK_CHANNELS, num_classes)
-        self.previous = nn.Sequential(nn.Conv2d(MASK_CHANNELS, in_channels, 1), nn.ReLU()) if takes_previous \
-            else None
+        self.convs = MaskRCNNHeads(in_channels, (channels,) * 4, dilation=1)
+        self.predictor = MaskRCNNPredictor(channels, channels, num_classes)
+        self.previous = nn.Sequential(nn.Conv2d(channels, in_channels, 1), nn.ReLU()) if takes_previous else None
 
     def forward(self, x: Tensor, previous: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if previous is not None:
@@ -153,8 +154,8 @@ class CascadeRoIHeads(RoIHeads):
                  loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS,
                  batch_size_per_image: int = 512, positive_fraction: float = 0.25, score_thresh: float = 0.05,
                  nms_thresh: float = 0.5, detections_per_img: int = 100,
-                 mask_roi_pool: MultiScaleRoIAlign | None = None, mask_info_flow: bool = False,
-                 interleaved: bool = False) -> None:
+                 mask_roi_pool: MultiScaleRoIAlign | None = None, mask_channels: int = MASK_CHANNELS,
+                 mask_info_flow: bool = False, interleaved: bool = False) -> None:
         if not len(iou_thresholds) == len(target_stds) == len(loss_weights) >= 1:
             raise ConfigError(f"a cascade needs as many IoU thresholds ({len(iou_thresholds)}), target stds "
                               f"({len(target_stds)}) and loss weights ({len(loss_weights)}), at least one each")
@@ -168,7 +169,7 @@ class CascadeRoIHeads(RoIHeads):
             BoxStage(in_channels * resolution**2, num_classes, iou, stds, weight)
             for iou, stds, weight in zip(iou_thresholds, target_stds, loss_weights, strict=True))
         self.mask_heads = None if mask_roi_pool is None else nn.ModuleList(
-            StageMaskHead(in_channels, num_classes, takes_previous=mask_info_flow and t > 0)
+            StageMaskHead(in_channels, num_classes, takes_previous=mask_info_flow and t > 0, channels=mask_channels)
             for t in range(len(self.stages)))
         self.num_classes = num_classes
         self.mask_info_flow = mask_info_flow
@@ -353,16 +354,18 @@ class CascadeRCNN(FasterRCNN):
     ``mask_roi_pool`` (a 14x14 ``MultiScaleRoIAlign``) makes it Cascade Mask R-CNN. The RoI options of
     ``FasterRCNN`` apply (``box_batch_size_per_image``, ``box_positive_fraction``, ``box_score_thresh``,
     ``box_nms_thresh``, ``box_detections_per_img``); the stages' IoU thresholds replace its
-    ``box_fg_iou_thresh`` / ``box_bg_iou_thresh``.
+    ``box_fg_iou_thresh`` / ``box_bg_iou_thresh``. ``mask_channels`` narrows the mask heads' convs (256 as
+    mmdetection's) for reduced-width models.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, *,
                  stage_iou_thresholds: Sequence[float] = STAGE_IOU_THRESHOLDS,
                  stage_target_stds: Sequence[Sequence[float]] = STAGE_TARGET_STDS,
                  stage_loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS,
-                 mask_roi_pool: MultiScaleRoIAlign | None = None, **kwargs: Any) -> None:
+                 mask_roi_pool: MultiScaleRoIAlign | None = None, mask_channels: int = MASK_CHANNELS,
+                 **kwargs: Any) -> None:
         # a placeholder box head: torchvision parses the RoI options into it, the cascade replaces it
         super().__init__(backbone, None, box_head=nn.Identity(), box_predictor=nn.Identity(), **kwargs)
         replace_roi_heads(self, CascadeRoIHeads, num_classes=num_classes, iou_thresholds=stage_iou_thresholds,
                           target_stds=stage_target_stds, loss_weights=stage_loss_weights,
-                          mask_roi_pool=mask_roi_pool)
+                          mask_roi_pool=mask_roi_pool, mask_channels=mask_channels)

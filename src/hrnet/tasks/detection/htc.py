@@ -26,6 +26,7 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.ops import MultiScaleRoIAlign
 
 from .cascade import (
+    MASK_CHANNELS,
     STAGE_IOU_THRESHOLDS,
     STAGE_LOSS_WEIGHTS,
     STAGE_TARGET_STDS,
@@ -154,7 +155,7 @@ class HybridTaskCascade(FasterRCNN):
 
     def __init__(self, backbone: nn.Module, num_classes: int, *, mask_roi_pool: MultiScaleRoIAlign,
                  semantic: bool = True, semantic_num_classes: int = COCO_STUFF_CLASSES,
-                 semantic_loss_weight: float = 0.2,
+                 semantic_loss_weight: float = 0.2, mask_channels: int = MASK_CHANNELS,
                  stage_iou_thresholds: Sequence[float] = STAGE_IOU_THRESHOLDS,
                  stage_target_stds: Sequence[Sequence[float]] = STAGE_TARGET_STDS,
                  stage_loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS, **kwargs: Any) -> None:
@@ -163,4 +164,4 @@ class HybridTaskCascade(FasterRCNN):
         replace_roi_heads(self, HTCRoIHeads, num_classes=num_classes, iou_thresholds=stage_iou_thresholds,
                           target_stds=stage_target_stds, loss_weights=stage_loss_weights,
                           mask_roi_pool=mask_roi_pool, semantic=semantic, semantic_num_classes=semantic_num_classes,
-                          semantic_loss_weight=semantic_loss_weight)
+                          semantic_loss_weight=semantic_loss_weight, mask_channels=mask_channels)
