@@ -126,23 +126,24 @@ class HTCRoIHeads(CascadeRoIHeads):
         return feature, {"loss_semantic_seg": self.semantic_loss_weight * loss}
 
     def _with_semantic(self, roi_features: Tensor, boxes: list[Tensor], image_shapes: list[tuple[int, int]],
-                       semantic: Tensor | None) -> Tensor:
+                       semantic: Tensor | None, pool: MultiScaleRoIAlign) -> Tensor:
+        """``roi_features`` (of ``pool``) + the semantic feature's 14x14 RoIAlign, average-pooled to their size
+        (a static factor, as ONNX export needs)."""
         if semantic is None:
             return roi_features
         pooled = self.semantic_roi_pool({"semantic": semantic}, boxes, image_shapes)
-        if pooled.shape[-2:] != roi_features.shape[-2:]:
-            pooled = F.adaptive_avg_pool2d(pooled, roi_features.shape[-2:])
-        return roi_features + pooled
+        factor = self.semantic_roi_pool.output_size[0] // pool.output_size[0]
+        return roi_features + (F.avg_pool2d(pooled, factor) if factor > 1 else pooled)
 
     def box_features(self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]],
                      context: Any) -> Tensor:
         return self._with_semantic(super().box_features(features, boxes, image_shapes, context), boxes,
-                                   image_shapes, context)
+                                   image_shapes, context, self.box_roi_pool)
 
     def mask_features(self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]],
                       context: Any) -> Tensor:
         return self._with_semantic(super().mask_features(features, boxes, image_shapes, context), boxes,
-                                   image_shapes, context)
+                                   image_shapes, context, self.mask_roi_pool)
 
 
 class HybridTaskCascade(FasterRCNN):
