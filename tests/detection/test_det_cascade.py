@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -235,3 +236,31 @@ def test_bad_cascade_options():
     assert math.isclose(1 / 0.033, build_detector("cascade_rcnn", backbone_overrides={
         "width": 2, "blocks": 1, "modules": (1, 1, 1), "stage1_blocks": 1, "out_channels": 8}
     ).roi_heads.box_coder.weights[0])
+
+
+def test_stuff_maps_follow_the_image_and_bad_ones_are_named(synthetic_det_stuff, tmp_path):
+    import cv2
+
+    from hrnet.data.synthetic import synthesize
+    from hrnet.errors import DataError
+    from hrnet.tasks.detection.data import CocoDetection, train_transforms
+
+    ann, images = synthetic_det_stuff / "annotations/instances_train.json", synthetic_det_stuff / "train"
+    stuff = synthetic_det_stuff / "stuffthingmaps" / "train"
+    flipped = CocoDetection(ann, images, train_transforms(48, 64, flip_prob=1.0), with_masks=True, stuff_dir=stuff)
+    image, target = flipped[0]
+    assert target["semantic"].shape == image.shape[1:] == (48, 64) and target["semantic"].dtype == torch.int64
+    for mask, label in zip(target["masks"], target["labels"], strict=True):  # each object's pixels carry its label
+        assert (target["semantic"][mask.bool()] == label - 1).float().mean() > 0.8
+    assert (target["semantic"][target["masks"].sum(0) == 0] == 4).float().mean() > 0.95  # the background stuff
+    with pytest.raises(DataError, match="stuff-map folder not found"):
+        CocoDetection(ann, images, stuff_dir=tmp_path / "nowhere")
+    bad = tmp_path / "stuff"
+    bad.mkdir()
+    cv2.imwrite(str(bad / "000000000001.png"), np.zeros((10, 10), np.uint8))
+    with pytest.raises(DataError, match=r"000000000001.png is 10x10 but its image is 128x96"):
+        CocoDetection(ann, images, stuff_dir=bad)[0]
+    with pytest.raises(DataError, match=r"stuff map not found: .*000000000002.png"):
+        CocoDetection(ann, images, stuff_dir=bad)[1]
+    with pytest.raises(DataError, match="--task det"):
+        synthesize("seg", tmp_path / "seg", stuff_maps=True)
