@@ -175,10 +175,6 @@ class CascadeRoIHeads(RoIHeads):
         self.mask_info_flow = mask_info_flow
         self.interleaved = interleaved
 
-    @property
-    def predicts_masks(self) -> bool:
-        return self.mask_heads is not None
-
     # ----------------------------------------------------------------------------------- features
 
     def context(self, features: dict[str, Tensor], image_shapes: list[tuple[int, int]],
