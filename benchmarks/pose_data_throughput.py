@@ -12,6 +12,7 @@ the same input size on this machine and says whether data loading keeps up with 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,10 +20,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from hrnet.data import shared_data_dir, synthesize
+from hrnet.data import synthesize
 from hrnet.models import build_model
 from hrnet.tasks.pose.codecs import MSRAHeatmap
-from hrnet.tasks.pose.datasets import TopDownDataset, load_coco_instances
+from hrnet.tasks.pose.data import TopDownDataset, load_coco_instances
 from hrnet.tasks.pose.loss import JointsMSELoss
 from hrnet.tasks.pose.meta import COCO_META
 
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def person_instances(min_count: int) -> tuple[list, str]:
     """Training persons of the shared COCO sample (repeated up to ``min_count``), else of a synthetic set."""
-    root = shared_data_dir() / "coco_keypoints"
+    root = Path(os.environ.get("HRNET_SHARED_DATA", REPO.parent / "shared" / "data")) / "coco_keypoints"
     if root.is_dir():
         ann, images, source = root / "annotations/person_keypoints_train2017.json", root / "train2017", "COCO sample"
     else:

@@ -1,9 +1,12 @@
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: the sample data: $HRNET_SHARED_DATA, else the shared/data folder beside the checkout (exported for the
+#: code under test, which never guesses where a checkout keeps it)
+SHARED_DATA = Path(os.environ.setdefault("HRNET_SHARED_DATA", str(REPO.parent / "shared" / "data")))
 SHARED_REFERENCE = REPO.parent / "shared" / "reference"
 
 

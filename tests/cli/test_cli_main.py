@@ -18,6 +18,14 @@ SUBCOMMANDS = [
     "convert",
     "data",
     "data synth",
+    "weights",
+    "weights list",
+    "configs",
+    "configs list",
+    "configs show",
+    "configs copy",
+    "weights get",
+    "weights add",
     "ablate",
 ]
 
@@ -97,10 +105,10 @@ def test_train_eval_predict_round_trip(tmp_path, capsys):
 
 
 def test_export_and_bench_without_deployment_tools_exit_2(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "hrnet.deploy.cli", None)  # as if the deployment tools were missing
+    monkeypatch.setitem(sys.modules, "hrnet.cli.export", None)  # as if the deployment tools were missing
     assert main(["export", "pose_hrnet_w32", "--out", "m.onnx", "--input", "256", "192"]) == 2
     err = capsys.readouterr().err
-    assert "`hrnet export` is not available yet" in err and "hrnet.deploy.cli" in err
+    assert "`hrnet export` is not available yet" in err and "hrnet.cli.export" in err
     assert main(["bench", "pose_hrnet_w32"]) == 2
     assert "`hrnet bench` is not available yet" in capsys.readouterr().err
 

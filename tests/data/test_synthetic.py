@@ -19,7 +19,7 @@ from pycocotools.cocoeval import COCOeval
 from hrnet.data import shared_data_dir, synthesize
 from hrnet.data.figures import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from hrnet.data.synthetic import CLS_CLASSES, DET_CATEGORIES, MANIFEST, SEG_CLASSES
-from hrnet.errors import DataError
+from hrnet.errors import ConfigError, DataError
 
 SMALL = {"num_train": 24, "num_val": 16}
 
@@ -239,5 +239,5 @@ def test_shared_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("HRNET_SHARED_DATA", str(tmp_path))
     assert shared_data_dir() == tmp_path
     monkeypatch.delenv("HRNET_SHARED_DATA")
-    repository = Path(__file__).resolve().parents[2]
-    assert shared_data_dir() == repository.parent / "shared" / "data"
+    with pytest.raises(ConfigError, match="HRNET_SHARED_DATA is not set"):
+        shared_data_dir()

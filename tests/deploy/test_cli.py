@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet.deploy import OnnxRunner
-from hrnet.deploy.cli import add_bench_parser, add_export_parser, calibration_batches
+from hrnet.cli.export import add_bench_parser, add_export_parser
+from hrnet.deploy import OnnxRunner, calibration_batches
 from hrnet.errors import ConfigError
+from hrnet.media import IMAGENET_MEAN, IMAGENET_STD
 
 TINY_OPTIONS = ["--set", "width=4", "--set", "blocks=1", "--set", "modules=[1,1,1]", "--set", "stage1_blocks=1"]
 
@@ -41,7 +42,7 @@ def test_export_int8_with_calibration_images(tmp_path, capsys):
 
 def test_calibration_images_are_required_to_exist(tmp_path):
     with pytest.raises(ConfigError, match="no images"):
-        calibration_batches(tmp_path, (64, 64))
+        calibration_batches(tmp_path, (64, 64), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def test_bench_prints_and_writes_the_table(tmp_path, capsys):

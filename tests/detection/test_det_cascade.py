@@ -241,8 +241,8 @@ def test_bad_cascade_options():
 def test_stuff_maps_follow_the_image_and_bad_ones_are_named(synthetic_det_stuff, tmp_path):
     import cv2
 
-    from hrnet.data.synthetic import synthesize
     from hrnet.errors import DataError
+    from hrnet.synthetic import synthesize
     from hrnet.tasks.detection.data import CocoDetection, train_transforms
 
     ann, images = synthetic_det_stuff / "annotations/instances_train.json", synthetic_det_stuff / "train"

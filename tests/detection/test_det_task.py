@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hrnet.engine.config import load_config, read_yaml_tree, validate_config
+from hrnet.engine.inference import run_evaluation
 from hrnet.engine.task import get_task_class
 from hrnet.errors import ConfigError, DataError
 from hrnet.models import build_model
@@ -72,7 +73,7 @@ def test_task_trains_evaluates_and_writes_results(synthetic_det, tmp_path, tiny_
     loss, extras = task.compute_loss(model.train(), batch)
     assert loss.requires_grad and {"loss_classifier", "loss_mask", "loss_objectness"} <= set(extras)
     loss.backward()
-    metrics = task.evaluate(model, DataLoader(val, batch_size=2, collate_fn=task.collate_fn()), tmp_path)
+    metrics = run_evaluation(task, model, DataLoader(val, batch_size=2, collate_fn=task.collate_fn()), tmp_path)
     assert {"bbox_AP", "bbox_AP50", "bbox_ARl", "segm_AP", "segm_ARl"} <= set(metrics)
     assert all(-1 <= value <= 1 for value in metrics.values())
     for iou_type in ("bbox", "segm"):

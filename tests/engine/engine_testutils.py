@@ -47,12 +47,23 @@ def write_config(path: Path, raw: dict[str, Any]) -> Path:
     return path
 
 
-def run_hrnet(args: list[str], launcher: list[str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m hrnet.cli.main ARGS`` (optionally under ``launcher``, e.g. torchrun) in a fresh
-    process that can import the toy task."""
+def hrnet_command(args: list[str], launcher: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``python -m hrnet.cli.main ARGS`` (optionally under
+    ``launcher``, e.g. torchrun) in a fresh process that can import the toy task."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ENGINE_TESTS), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, *(launcher or []), "-m", "hrnet.cli.main", *args]
+    return [sys.executable, *(launcher or []), "-m", "hrnet.cli.main", *args], env
+
+
+def run_hrnet(args: list[str], launcher: list[str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run :func:`hrnet_command` to its end."""
+    command, env = hrnet_command(args, launcher)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_hrnet(args: list[str]) -> subprocess.Popen:
+    """Start :func:`hrnet_command` in the background (text stdout/stderr pipes)."""
+    command, env = hrnet_command(args)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def model_state(checkpoint: Path) -> dict[str, torch.Tensor]:

@@ -53,3 +53,11 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
         (r["epoch"], r["score"]) for r in read_metrics(tmp_path / "reference" / "metrics.jsonl") if r["kind"] == "val"
     ]
     assert val == ref and len(val) == 3
+    # train records average the same iterations as the uninterrupted run's, also the first one after
+    # the resume point (step 18: steps 16-18, of which step 16 was done before the kill)
+    def train_records(run):
+        return [(r["step"], r["loss"], r["mae"]) for r in read_metrics(tmp_path / run / "metrics.jsonl")
+                if r["kind"] == "train"]
+
+    assert train_records("killed") == train_records("reference")
+    assert [step for step, _, _ in train_records("reference")][:7] == [3, 6, 9, 10, 12, 15, 18]

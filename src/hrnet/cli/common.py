@@ -25,6 +25,9 @@ __all__ = [
     "is_main_process_env",
     "add_model_source_arguments",
     "model_from_source",
+    "add_threads_argument",
+    "positive_int",
+    "source_input_size",
 ]
 
 OVERRIDES_HELP = (
@@ -42,6 +45,23 @@ def add_config_arguments(parser: argparse.ArgumentParser, positional_overrides: 
         parser.add_argument(
             "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDES_HELP
         )
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: the CPU threads torch computes with (``hrnet.cli.main`` applies it before running)."""
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="CPU threads for torch (default: torch's choice, usually all cores)")
 
 
 def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
@@ -86,9 +106,30 @@ def add_model_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _is_config(source: str) -> bool:
+    return source.endswith((".yaml", ".yml"))
+
+
+def source_input_size(args: argparse.Namespace) -> tuple[int, int] | None:
+    """The (height, width) the model of a config ``args.source`` is trained at: pose ``data.input_size``,
+    classification ``data.image_size``, segmentation ``data.crop_size``; None for a preset or another task."""
+    if not _is_config(args.source):
+        return None
+    cfg = load_config(args.source, args.options)
+    data = cfg.data
+    if cfg.task == "pose":
+        width, height = data.input_size
+        return int(height), int(width)
+    if cfg.task == "classification":
+        return int(data.image_size), int(data.image_size)
+    if cfg.task == "segmentation" and data.crop_size:
+        return int(data.crop_size[0]), int(data.crop_size[1])
+    return None
+
+
 def model_from_source(args: argparse.Namespace) -> nn.Module:
     """The model named by ``args.source`` (preset or config), with ``args.weights`` loaded, in eval mode."""
-    if args.source.endswith((".yaml", ".yml")):
+    if _is_config(args.source):
         cfg = load_config(args.source, args.options)
         model = build_model(build_task(cfg), cfg, args.weights)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.synthetic import synthesize
+from ..synthetic import synthesize
 
 SYNTH_TASKS = ("pose", "seg", "det", "cls")
 

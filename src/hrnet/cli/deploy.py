@@ -1,4 +1,4 @@
-"""``hrnet export`` and ``hrnet bench``: their options and code live in ``hrnet.deploy.cli``.
+"""``hrnet export`` and ``hrnet bench``: their options and code live in ``hrnet.cli.export``.
 
 Without the deployment tools (``hrnet.deploy`` or its optional dependencies, ``pip install hrnet[onnx]``)
 both commands still exist and say why they cannot run.
@@ -17,7 +17,7 @@ COMMANDS = {"export": "export a model for deployment (ONNX)", "bench": "measure 
 
 def _deploy_cli() -> tuple[ModuleType | None, str]:
     try:
-        return importlib.import_module("hrnet.deploy.cli"), ""
+        return importlib.import_module("hrnet.cli.export"), ""
     except ModuleNotFoundError as e:
         return None, f"module {e.name!r} is missing"
 

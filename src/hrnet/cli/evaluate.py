@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..engine.inference import evaluate
-from .common import add_config_arguments, load_experiment, print_main
+from .common import add_config_arguments, add_threads_argument, load_experiment, print_main
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     add_config_arguments(parser)
     parser.add_argument("--weights", type=Path, required=True, metavar="W", help="weights to evaluate")
+    add_threads_argument(parser)
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: <output_dir>/eval)")
     parser.set_defaults(run=run, prog=parser.prog)
     return parser

@@ -47,6 +47,8 @@ def zoo_rows() -> list[dict[str, Any]]:
     """One row per preset and quoted input size, with the paper's figures where it gives them."""
     rows = []
     for name, preset in sorted(PRESETS.items()):
+        if preset.builder is not None:  # the detectors have their own table (--detectors)
+            continue
         for fig in preset.paper or [None]:
             row = measure(name, fig.input_size if fig else preset.input_size)
             if fig:
@@ -96,7 +98,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     if args.list:
         for name, preset in sorted(PRESETS.items()):
-            print(f"{name:28s} {preset.description}")
+            if preset.builder is None:
+                print(f"{name:28s} {preset.description}")
         print(f"detectors (hrnet info NAME, --detectors): {', '.join(list_detectors())}")
         return 0
     if args.all:

@@ -12,14 +12,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.build import resolve_device
+from ..engine.build import build_task, resolve_device
 from ..engine.config import ExperimentConfig
 from ..engine.inference import predict
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io import write_json
+from ..media import expand_inputs, image_files, image_truncation, is_image_file
 from ..tasks.pose.inference import detected_box_records
-from ..tasks.pose.task import IMAGE_SUFFIXES
-from .common import add_config_arguments, load_experiment, parse_key_value
+from .common import add_config_arguments, add_threads_argument, load_experiment, parse_key_value
 
 if TYPE_CHECKING:
     from ..tasks.detection.person import PersonDetector
@@ -37,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_config_arguments(parser, positional_overrides=False)
     parser.add_argument("--weights", type=Path, required=True, metavar="W", help="weights to use")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders or videos")
+    add_threads_argument(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument(
         "--option",
@@ -62,9 +63,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+#: what ``--option`` must not carry: the person detector has options of its own
+DETECTOR_OPTIONS = ("detector", "detector_weights", "detector_threshold")
+
+
+def check_inputs(inputs: list[str], options: dict) -> None:
+    """Refuse ``--option detector=...`` and truncated image files, naming them, before any work."""
+    misplaced = [name for name in DETECTOR_OPTIONS if name in options]
+    if misplaced:
+        flags = " ".join(f"--{name.replace('_', '-')} ..." for name in misplaced)
+        raise ConfigError(f"--option {misplaced[0]}=... is not a prediction option: give the person detector "
+                          f"with its own options ({flags}), e.g. --detector faster_rcnn_hrnetv2p_w32 "
+                          "--detector-weights DET.pt")
+    # only image files are checked: videos, webcams and a task's own input files are read by the task
+    images = [f for item in map(Path, inputs)
+              for f in (image_files(item) if item.is_dir() else [item] if is_image_file(item) else [])]
+    for image in images:
+        reason = image_truncation(image) if image.is_file() else None  # a missing file is the reader's to report
+        if reason:
+            raise DataError(f"image {image} is truncated: {reason} (an interrupted copy or download?); "
+                            "replace the file or leave it out")
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args)
     options = dict(args.options)
+    check_inputs(args.inputs, options)
     if args.detector is None:
         if args.detector_weights is not None:
             raise ConfigError("--detector-weights needs --detector (the detection config or preset they belong to)")
@@ -94,21 +118,10 @@ def detect_persons(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[Per
                           "weights finds no persons)")
     detector = load_person_detector(args.detector, args.detector_weights, args.detector_threshold,
                                     resolve_device(cfg.device))
-    images = image_inputs(args.inputs)
+    images, _ = expand_inputs(args.inputs, videos=True)  # the images, in the order the pose task reads them
     if not images:
         return detector, None
     boxes_file = Path(args.out) / "person_boxes.json"
-    write_json(boxes_file, detected_box_records(detector, images), indent=1)
+    category_id = build_task(cfg).category_id  # the keypoint dataset's: the pose task reads those boxes
+    write_json(boxes_file, detected_box_records(detector, images, category_id), indent=1)
     return detector, boxes_file
-
-
-def image_inputs(inputs: list[str]) -> list[Path]:
-    """The image files among ``inputs`` (folders searched, sorted), in the order the pose task reads them;
-    videos and webcams are left out (their frames go through the detector as they are read)."""
-    images: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            images.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif item.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(item)
-    return images

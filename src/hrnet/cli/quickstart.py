@@ -9,31 +9,23 @@ interrupted quickstart continues where it stopped.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import time
 from pathlib import Path
 
-from ..data.synthetic import synthesize
+from ..engine.catalog import find_config
 from ..engine.config import load_config
 from ..engine.inference import predict
 from ..engine.trainer import train
-from ..errors import HRNetError
 from ..io import write_json
+from ..synthetic import synthesize
 
-QUICKSTART_CONFIG = "configs/pose/synthetic/quickstart.yaml"
-REPO_ROOT = Path(__file__).resolve().parents[3]
+QUICKSTART_CONFIG = "pose/synthetic/quickstart"
 
 
 def find_quickstart_config() -> Path:
-    """The quickstart config of a source checkout, else the copy shipped inside the package."""
-    in_repo = REPO_ROOT / QUICKSTART_CONFIG
-    if in_repo.is_file():
-        return in_repo
-    packaged = importlib.resources.files("hrnet").joinpath(QUICKSTART_CONFIG)
-    if packaged.is_file():
-        return Path(str(packaged))
-    raise HRNetError(f"the quickstart config {QUICKSTART_CONFIG} is missing from this installation")
+    """The quickstart config shipped inside the package."""
+    return find_config(QUICKSTART_CONFIG)
 
 
 def validation_person_boxes(data_dir: Path, count: int, boxes_file: Path) -> tuple[list[Path], Path]:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..engine.trainer import train
-from .common import add_config_arguments, load_experiment, print_main
+from .common import add_config_arguments, add_threads_argument, load_experiment, print_main
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="continue from output_dir/checkpoints/last.pt if it exists (else start): the same command "
         "starts and restarts a run",
     )
+    add_threads_argument(parser)
     parser.add_argument("--resume-from", type=Path, metavar="CKPT", help="continue from this checkpoint")
     parser.set_defaults(run=run, prog=parser.prog)
     return parser

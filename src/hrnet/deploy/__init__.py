@@ -11,6 +11,7 @@ Every path and its tolerance is listed in :mod:`hrnet.deploy.paths`; ``hrnet ben
 them all against eager fp32 (:mod:`hrnet.deploy.bench`).
 """
 
+from .calibration import calibration_batches
 from .compile import cache_root, compile_for_inference, enable_compile_cache, prepare_for_inference
 from .fold import conv_bn_pairs, fold_batchnorm
 from .onnx import OnnxRunner, export_onnx, quantize_onnx
@@ -20,5 +21,5 @@ from .paths import PATHS, DeployedModel, DeployPath, deploy, example_input, get_
 __all__ = [
     "deploy", "DeployedModel", "DeployPath", "PATHS", "list_paths", "get_path", "example_input",
     "fold_batchnorm", "conv_bn_pairs", "prepare_for_inference", "compile_for_inference", "enable_compile_cache",
-    "cache_root", "export_onnx", "OnnxRunner", "quantize_onnx", "Parity", "compare_outputs",
+    "cache_root", "export_onnx", "OnnxRunner", "quantize_onnx", "calibration_batches", "Parity", "compare_outputs",
 ]

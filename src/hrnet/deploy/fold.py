@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from ..models.context import inference_context
+
 __all__ = ["conv_bn_pairs", "fold_batchnorm"]
 
 
@@ -31,13 +33,8 @@ def conv_bn_pairs(model: nn.Module, example: Tensor) -> list[tuple[str, str]]:
     A pair qualifies when the conv output feeds nothing but the BN, and neither module is called
     more than once in the forward pass (shared modules cannot be folded for one call only).
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            program = torch.export.export(model, (example,), strict=False)
-    finally:
-        model.train(was_training)
+    with inference_context(model):
+        program = torch.export.export(model, (example,), strict=False)
     signature = program.graph_signature
     tensor_names = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
     convs, norms = [], []

@@ -34,7 +34,6 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, did_you_mean
-from ..models.registry import PRESETS
 from .compile import cache_root, compile_for_inference, eager_runner
 from .onnx import CALIBRATION_GROUP, OnnxRunner, export_onnx, quantize_onnx
 from .parity import Parity, compare_outputs
@@ -147,12 +146,13 @@ def get_path(name: str) -> DeployPath:
 
 def example_input(model: nn.Module, input_size: tuple[int, int] | None = None, batch: int = 1,
                   device: str | torch.device = "cpu", seed: int = 0) -> Tensor:
-    """A reproducible random image batch; ``input_size`` defaults to the model preset's."""
+    """A reproducible random image batch; ``input_size`` defaults to the model preset's
+    (``model.pretrained_cfg``)."""
     if input_size is None:
-        preset = PRESETS.get(getattr(model, "preset", ""))
-        if preset is None:
+        pretrained_cfg = getattr(model, "pretrained_cfg", None)
+        if pretrained_cfg is None:
             raise ConfigError("input_size is needed for a model not built from a preset, e.g. input_size=(256, 192)")
-        input_size = preset.input_size
+        input_size = pretrained_cfg["input_size"]
     channels = getattr(getattr(model, "cfg", None), "in_channels", 3)
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch, channels, *input_size, generator=generator).to(device)

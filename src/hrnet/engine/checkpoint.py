@@ -19,7 +19,8 @@ optional ``checkpoints/epoch_NNNN.pt`` snapshots.
 
 from __future__ import annotations
 
-import pickle
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..io import atomic_write
-from ..models.weights import load_weights
+from ..models.weights import describe_state_dict, load_weights, non_float_weights, torch_load_safely
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -62,22 +63,20 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` through a temporary file and a rename: a crash leaves the previous
     file intact, never a half-written one."""
     state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
-    with atomic_write(path, "wb") as f:
-        torch.save(state, f)
+    try:
+        with atomic_write(path, "wb") as f:
+            torch.save(state, f)
+    except (OSError, RuntimeError) as e:  # torch's writer wraps the OSError of a full disk
+        cause = e if isinstance(e, OSError) else e.__cause__ or e.__context__
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(cause.errno, os.strerror(cause.errno), str(path)) from None
+        raise
 
 
 def _torch_load(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path} holds objects other than tensors and plain values and is not loaded, since loading it "
-            f"could run code: {str(e).splitlines()[0]}"
-        ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
-        raise CheckpointError(f"{path} is corrupt or truncated: {str(e).splitlines()[0]}") from None
+    return torch_load_safely(path)
 
 
 def is_training_checkpoint(obj: Any) -> bool:
@@ -105,7 +104,8 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor
         for key in own
         if key in state_dict and state_dict[key].shape != own[key].shape
     ]
-    if missing or unexpected or shapes:
+    wrong_dtype = non_float_weights(state_dict, own)
+    if missing or unexpected or shapes or wrong_dtype:
 
         def listing(title: str, items: list[str]) -> str:
             more = f" ... (+{len(items) - 5} more)" if len(items) > 5 else ""
@@ -116,6 +116,11 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor
             + listing("missing keys", missing)
             + listing("unexpected keys", unexpected)
             + listing("shape mismatches", shapes)
+            + listing("integer tensors where the model has floating point", wrong_dtype)
+            + (f" In short: the file holds {describe_state_dict(state_dict)}; the model has "
+               f"{describe_state_dict(own)}. A checkpoint of an hrnet run fits the model of that run's own config.yaml "
+               "(written in its output folder, beside checkpoints/): evaluate or predict with that config."
+               if missing or unexpected or shapes else "")
         )
     model.load_state_dict(state_dict)
 

@@ -54,9 +54,14 @@ __all__ = [
 
 
 class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors, never silently ignored."""
+    """Base of every config section: unknown keys are errors, never silently ignored, and so are
+    infinite or NaN numbers (``lr: .inf`` would poison the weights at the first step)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+#: model options that are sizes (``width``, ``num_classes``, ``head_channels``...): positive integers
+SIZE_OPTION = re.compile(r"width|.*(blocks|channels|classes|joints|modules)")
 
 
 class ModelConfig(StrictModel):
@@ -69,6 +74,17 @@ class ModelConfig(StrictModel):
     init_from: Path | None = Field(default=None, validation_alias=AliasChoices("init_from", "weights"))
     #: load only the backbone of ``init_from`` (fine-tuning to another number of joints or classes)
     init_backbone_only: bool = False
+
+    @field_validator("overrides")
+    @classmethod
+    def _sizes_are_positive(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        for key, value in overrides.items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if SIZE_OPTION.fullmatch(key) and any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values if v is not None
+            ):
+                raise ValueError(f"{key} is a size and must be a positive integer (or a list of them), got {value!r}")
+        return overrides
 
 
 class OptimizerConfig(StrictModel):
@@ -340,11 +356,14 @@ def validate_config(raw: Mapping[str, Any], source: str = "config") -> Experimen
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """Read, merge, override and validate the experiment config at ``path``.
+    """Read, merge, override and validate the experiment config at ``path`` (a YAML file, or the name of a
+    config shipped with the package such as ``pose/coco/hrnet_w32_256x192``, see :mod:`hrnet.engine.catalog`).
 
     ``output_dir`` defaults to ``runs/<file stem>`` when neither the file nor the overrides set it.
     """
-    path = Path(path)
+    from .catalog import find_config
+
+    path = find_config(path)  # a file, or the name of a packaged config
     raw = apply_overrides(read_yaml_tree(path), overrides)
     raw.setdefault("output_dir", str(Path("runs") / path.stem))
     return validate_config(raw, source=f"config {path}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -201,3 +201,22 @@ def build_eval_loader(
         worker_init_fn=worker_init_fn,
         generator=generator,
     )
+
+
+class DeviceLoader:
+    """The batches of ``loader`` with every tensor on ``device`` (:func:`move_to_device`): what
+    ``Task.evaluate`` iterates, so that tasks never move data themselves. ``dataset`` is the loader's."""
+
+    def __init__(self, loader: Iterable[Any], device: torch.device) -> None:
+        self.loader = loader
+        self.device = device
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (move_to_device(batch, self.device) for batch in self.loader)

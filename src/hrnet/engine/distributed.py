@@ -26,6 +26,7 @@ __all__ = [
     "all_reduce_mean",
     "all_gather_object",
     "broadcast_object",
+    "max_over_processes",
 ]
 
 
@@ -105,3 +106,13 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     holder = [obj]
     dist.broadcast_object_list(holder, src=src)
     return holder[0]
+
+
+def max_over_processes(value: int) -> int:
+    """The largest of every process's ``value`` (e.g. a signal number, 0 for none), on every process."""
+    if not is_distributed():
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    holder = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(holder, op=dist.ReduceOp.MAX)
+    return int(holder.item())

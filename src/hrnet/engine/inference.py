@@ -6,7 +6,7 @@ gathers the results and rank 0 writes them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,14 @@ from torch import nn
 
 from ..errors import HRNetError
 from ..io import write_json
+from ..models.context import inference_context
 from .build import build_model, build_task, resolve_device
 from .config import ExperimentConfig, save_config
-from .data import build_eval_loader
+from .data import DeviceLoader, build_eval_loader
 from .distributed import cleanup_distributed, init_distributed
 from .task import Task
 
-__all__ = ["evaluate", "predict", "prepare_model"]
+__all__ = ["evaluate", "predict", "prepare_model", "run_evaluation"]
 
 
 def prepare_model(cfg: ExperimentConfig, weights: str | Path | None, device: torch.device) -> tuple[Task, nn.Module]:
@@ -29,6 +30,15 @@ def prepare_model(cfg: ExperimentConfig, weights: str | Path | None, device: tor
     task = build_task(cfg)
     model = build_model(task, cfg, weights).to(device).eval()
     return task, model
+
+
+def run_evaluation(task: Task, model: nn.Module, loader: Iterable[Any], out_dir: str | Path) -> dict[str, float]:
+    """``task.evaluate`` as the task contract promises it: the model in eval mode without gradients (its mode
+    restored afterwards), every batch already on the model's device; the metrics as floats."""
+    device = next(model.parameters()).device
+    with inference_context(model):
+        metrics = task.evaluate(model, DeviceLoader(loader, device), Path(out_dir))
+    return {name: float(value) for name, value in metrics.items()}
 
 
 def evaluate(cfg: ExperimentConfig, weights: str | Path | None, out_dir: str | Path | None = None) -> dict[str, float]:
@@ -48,8 +58,7 @@ def evaluate(cfg: ExperimentConfig, weights: str | Path | None, out_dir: str | P
             collate_fn=task.collate_fn(),
             pin_memory=device.type == "cuda",
         )
-        with torch.no_grad():
-            metrics = {name: float(value) for name, value in task.evaluate(model, loader, out_dir).items()}
+        metrics = run_evaluation(task, model, loader, out_dir)
         if dist_info.is_main:
             write_json(out_dir / "metrics.json", metrics, indent=2)
             save_config(cfg, out_dir / "config.yaml")
@@ -69,7 +78,7 @@ def predict(
     raises ``DataError`` naming any it cannot read); returns the files written."""
     task, model = prepare_model(cfg, weights, resolve_device(cfg.device))
     try:
-        with torch.no_grad():
+        with inference_context(model):
             return task.predict(model, [Path(p) for p in inputs], Path(out_dir), **options)
     except NotImplementedError as e:
         raise HRNetError(str(e)) from None

@@ -7,7 +7,8 @@
 
 ``step`` is the number of optimizer steps done. A line is appended per record, so a killed run can
 leave a torn last line; :func:`read_metrics` skips it, and a resumed run first drops every record
-after the step it resumes from, so the log reads as one uninterrupted run.
+after the step it resumes from (TensorBoard's too), so the log reads as one uninterrupted run. A run
+that starts afresh (none to resume, e.g. killed before its first checkpoint) empties both logs.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class MetricsLogger:
             write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         else:
             write_text(self.path, "")
+            for events in (Path(output_dir) / "tensorboard").glob("events.out.tfevents.*"):
+                events.unlink()  # a fresh start: the event files of an earlier attempt would repeat steps
         purge_step = None if resume_step is None else resume_step + 1  # TensorBoard drops steps >= this
         self.tensorboard = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"), purge_step=purge_step)
 

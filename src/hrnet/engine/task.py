@@ -68,6 +68,21 @@ class Task(ABC):
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+        #: the validated ``data:``, ``eval:`` and ``loss:`` sections (``loss_cfg`` is None without LossConfig)
+        self.data: Any = self.section("data")
+        self.eval_cfg: Any = self.section("eval")
+        self.loss_cfg: Any = self.section("loss")
+
+    def section(self, name: str) -> BaseModel | None:
+        """The ``data``, ``eval`` or ``loss`` section of ``cfg`` as the task's model of it: as validated by
+        ``validate_config``, or validated here from a plain mapping (a config assembled in code)."""
+        from .config import EvalConfig  # the config module imports this one
+
+        cls = {"data": self.DataConfig, "eval": self.EvalConfig or EvalConfig, "loss": self.LossConfig}[name]
+        if cls is None:
+            return None
+        value = getattr(self.cfg, name, None)
+        return value if isinstance(value, cls) else cls.model_validate(value or {})
 
     @abstractmethod
     def build_model(self) -> nn.Module:
@@ -92,9 +107,12 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader, out_dir: Path) -> dict[str, float]:
         """Run inference over ``loader`` (this rank's share), write predictions under ``out_dir`` on rank 0,
         and return metrics including ``main_metric``. Under DDP the task gathers what it needs
-        (``hrnet.engine.distributed.all_gather_object``). Batches arrive on the CPU; ``model`` is in eval
-        mode and gradients are off."""
+        (``hrnet.engine.distributed.all_gather_object``). The engine (``run_evaluation``) has put ``model``
+        in eval mode with gradients off and moves every batch to the model's device; ``loader.dataset``
+        is the dataset. Tasks neither move data nor toggle modes themselves."""
 
     def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
-        """Run on user files (images, folders, videos); write outputs under ``out_dir`` and return them."""
+        """Run on user files (images, folders, videos); write outputs under ``out_dir`` and return them.
+        The engine has put ``model`` in eval mode with gradients off; the task reads the files and puts
+        their tensors on the model's device."""
         raise NotImplementedError(f"task {self.name!r} has no predict yet")

@@ -25,12 +25,8 @@ from .studies import STUDIES, Study, Variant
 
 __all__ = ["run_study", "render_report", "combined_report", "reference_spread", "FULL_SCALE", "SMALL_CONFIGS"]
 
-REPO = Path(__file__).resolve().parents[3]
-#: the small-scale training recipe of each task (a small HRNet on the synthetic set)
-SMALL_CONFIGS = {
-    "pose": REPO / "configs" / "ablations" / "small" / "pose.yaml",
-    "segmentation": REPO / "configs" / "ablations" / "small" / "segmentation.yaml",
-}
+#: the small-scale training recipe of each task (a small HRNet on the synthetic set), packaged config names
+SMALL_CONFIGS = {"pose": "ablations/small/pose", "segmentation": "ablations/small/segmentation"}
 #: the paper's setting whose complexity each variant reports: (preset, input size)
 FULL_SCALE = {"pose": ("pose_hrnet_w32", (256, 192)), "segmentation": ("seg_hrnetv2_w48", (1024, 2048))}
 METRIC = {"pose": "AP", "segmentation": "mIoU"}
@@ -40,7 +36,7 @@ SYNTH_TASK = {"pose": "pose", "segmentation": "seg"}
 
 
 def _ensure_data(task: str, data_root: Path, seed: int, sizes: dict[str, int]) -> Path:
-    from ..data.synthetic import synthesize
+    from ..synthetic import synthesize
 
     root = data_root / task
     if not root.exists():
@@ -121,16 +117,26 @@ def _ranking_verdict(rows: list[dict[str, Any]], noise: float = 0.0) -> str:
     pairs = [(r["ours"], r["paper"], r["variant"]) for r in rows if r["paper"] is not None]
     if len(pairs) < 2:
         return "The paper gives fewer than two figures here, so there is no ranking to compare."
-    ours = [v for _, _, v in sorted(pairs, key=lambda p: -p[0])]
-    paper = [v for _, _, v in sorted(pairs, key=lambda p: -p[1])]
+    ours, paper = _ranking(pairs, 0), _ranking(pairs, 1)
     agree, disagree, tied = pairwise_agreement(rows)
-    verdict = "agrees with" if ours == paper else "disagrees with"
-    text = (f"Small-scale ranking ({' > '.join(ours)}) {verdict} the paper's ({' > '.join(paper)}); "
-            f"{agree} of {agree + disagree + tied} pairwise orderings agree.")
+    # equal results order nothing: a ranking with ties agrees only where it is decided
+    verdict = "disagrees with" if disagree else "is undecided against" if tied else "agrees with"
+    undecided = f", {tied} undecided (equal results)" if tied else ""
+    text = (f"Small-scale ranking ({ours}) {verdict} the paper's ({paper}); "
+            f"{agree} of {agree + disagree + tied} pairwise orderings agree{undecided}.")
     if noise > 0:
         firm, against, undecided = pairwise_agreement(rows, noise)
         text += (f" Beyond the run-to-run spread ({100 * noise:.1f} points): {firm} agree, {against} disagree, "
                  f"{undecided} undecided.")
+    return text
+
+
+def _ranking(pairs: list[tuple[float, float | None, str]], column: int) -> str:
+    """Variants best first by ``column`` (0: ours, 1: the paper's), ``=`` between equal results."""
+    ordered = sorted(pairs, key=lambda p: -p[column])
+    text = ordered[0][2]
+    for previous, current in zip(ordered, ordered[1:], strict=False):
+        text += (" = " if current[column] == previous[column] else " > ") + current[2]
     return text
 
 

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .context import inference_context
+
 __all__ = ["Complexity", "complexity", "matches_printed"]
 
 COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
@@ -67,13 +69,10 @@ def complexity(model: nn.Module, input_size: int | tuple[int, ...] = (224, 224))
             hooks.append(m.register_forward_hook(hook))
     meta = {n: torch.empty_like(t, device="meta")
             for n, t in itertools.chain(model.named_parameters(), model.named_buffers())}
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with inference_context(model):
             functional_call(model, meta, (torch.empty(shape, device="meta"),))
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return Complexity(params[0], macs[0] / 1024**3, macs[0])

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .hrnet import BackboneConfig, Bottleneck, HighResolutionNet, conv_bn, make_layer
+from .hrnet import BackboneConfig, Bottleneck, HighResolutionNet, batch_norm, conv_bn, make_layer
 
 __all__ = ["PoseHRNet", "SegHRNet", "SegHRNetOCR", "ClsHRNet", "HRFPN", "HRNetV2p", "upsample_concat"]
 
@@ -70,7 +70,7 @@ class _RepresentationMixin:
                              "(with representation='v1')")
         self.representation, self.branch = kind, branch
         if kind == "v1h":  # V1 widened by a 1x1 conv to V2's width (paper Sec. 4.5)
-            self.increase = conv_bn(channels[0], sum(channels), 1, 1, self.cfg.bn_momentum, relu=True)
+            self.increase = conv_bn(channels[0], sum(channels), 1, 1, batch_norm(self.cfg.bn_momentum), relu=True)
         return {"v1": channels[branch], "v1h": sum(channels), "v2": sum(channels)}[kind]
 
     def _represent(self, xs: list[Tensor]) -> Tensor:
@@ -87,6 +87,8 @@ class PoseHRNet(_RepresentationMixin, HighResolutionNet):
     ``branch=k`` predicts from the k-th branch instead (resolution 1/(4*2^k); the paper's Fig. 9).
     """
 
+    head_modules = ("increase", "final_layer")
+
     def __init__(self, cfg: BackboneConfig, num_joints: int = 17, final_conv_kernel: int = 1,
                  representation: Representation = "v1", branch: int = 0) -> None:
         # The official pose model keeps only the high-resolution output of the last module.
@@ -96,12 +98,18 @@ class PoseHRNet(_RepresentationMixin, HighResolutionNet):
         self.num_joints = num_joints
         init_official(self, "normal", conv_bias_zero=True)
 
+    @property
+    def output_stride(self) -> int:
+        return 4 * 2**self.branch
+
     def forward(self, x: Tensor) -> Tensor:
         return self.final_layer(self._represent(self.forward_branches(x)))
 
 
 class SegHRNet(_RepresentationMixin, HighResolutionNet):
     """HRNetV2 for semantic segmentation: ``(N, 3, H, W) -> (N, K, H/4, W/4)`` logits."""
+
+    head_modules = ("increase", "last_layer")
 
     def __init__(self, cfg: BackboneConfig, num_classes: int = 19, final_conv_kernel: int = 1,
                  representation: Representation = "v2") -> None:
@@ -179,6 +187,8 @@ class SpatialOCR(nn.Module):
 class SegHRNetOCR(HighResolutionNet):
     """HRNetV2 + OCR: returns ``[aux_logits, logits]``, both ``(N, K, H/4, W/4)`` (use the last)."""
 
+    head_modules = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head", "aux_head")
+
     def __init__(self, cfg: BackboneConfig, num_classes: int = 19, ocr_mid_channels: int = 512,
                  ocr_key_channels: int = 256, dropout: float = 0.05) -> None:
         super().__init__(cfg)
@@ -204,6 +214,8 @@ class SegHRNetOCR(HighResolutionNet):
 class ClsHRNet(HighResolutionNet):
     """HRNet-W*-C for ImageNet: ``(N, 3, H, W) -> (N, num_classes)`` logits."""
 
+    head_modules = ("incre_modules", "downsamp_modules", "final_layer", "classifier")
+
     def __init__(self, cfg: BackboneConfig, num_classes: int = 1000,
                  head_channels: tuple[int, ...] = (32, 64, 128, 256), final_channels: int = 2048) -> None:
         super().__init__(cfg)
@@ -212,7 +224,7 @@ class ClsHRNet(HighResolutionNet):
             raise ValueError(f"head_channels={list(head_channels)} needs one width per branch ({len(branches)})")
         wide = [c * Bottleneck.expansion for c in head_channels[: len(branches)]]
         self.incre_modules = nn.ModuleList(
-            make_layer(Bottleneck, c, h, 1, bn_momentum=m) for c, h in zip(branches, head_channels, strict=False))
+            make_layer(Bottleneck, c, h, 1, norm=batch_norm(m)) for c, h in zip(branches, head_channels, strict=False))
         self.downsamp_modules = nn.ModuleList(
             nn.Sequential(nn.Conv2d(wide[i], wide[i + 1], 3, 2, 1), nn.BatchNorm2d(wide[i + 1], momentum=m),
                           nn.ReLU(inplace=True))
@@ -235,13 +247,15 @@ class ClsHRNet(HighResolutionNet):
 
 
 class HRFPN(nn.Module):
-    """HRNetV2p's pyramid: concat of upsampled branches -> 1x1 conv -> pooled levels -> 3x3 conv each."""
+    """HRNetV2p's pyramid: concat of upsampled branches -> 1x1 conv -> pooled levels -> 3x3 conv each
+    (``conv_stride=2``: HRNet-FCOS's stride-2 3x3 convs, for one-stage heads)."""
 
     def __init__(self, in_channels: list[int], out_channels: int = 256, num_levels: int = 5,
-                 pooling: Literal["avg", "max"] = "avg") -> None:
+                 pooling: Literal["avg", "max"] = "avg", conv_stride: int = 1) -> None:
         super().__init__()
         self.reduction_conv = nn.Conv2d(sum(in_channels), out_channels, 1)
-        self.fpn_convs = nn.ModuleList(nn.Conv2d(out_channels, out_channels, 3, 1, 1) for _ in range(num_levels))
+        self.fpn_convs = nn.ModuleList(nn.Conv2d(out_channels, out_channels, 3, conv_stride, 1)
+                                       for _ in range(num_levels))
         self.pool = F.avg_pool2d if pooling == "avg" else F.max_pool2d
         for conv in [self.reduction_conv, *self.fpn_convs]:  # mmdetection's caffe2 Xavier init
             nn.init.kaiming_uniform_(conv.weight, a=1)
@@ -255,14 +269,20 @@ class HRFPN(nn.Module):
 
 class HRNetV2p(HighResolutionNet):
     """Backbone + HRFPN with torchvision's backbone contract: ``out_channels`` and an ``OrderedDict``
-    ``{'p2': 1/4, 'p3': 1/8, 'p4': 1/16, 'p5': 1/32, 'p6': 1/64}`` of ``out_channels``-wide maps."""
+    ``{'p2': 1/4, 'p3': 1/8, 'p4': 1/16, 'p5': 1/32, 'p6': 1/64}`` of ``out_channels``-wide maps; with
+    ``pyramid_stride=2`` (HRNet-FCOS) the levels are ``p3``-``p7``, strides 8-128. ``strides`` states them."""
+
+    head_modules = ("neck",)
 
     def __init__(self, cfg: BackboneConfig, out_channels: int = 256, num_levels: int = 5,
-                 pooling: Literal["avg", "max"] = "avg") -> None:
+                 pooling: Literal["avg", "max"] = "avg", pyramid_stride: Literal[1, 2] = 1) -> None:
         super().__init__(cfg)
-        self.neck = HRFPN(cfg.out_channels, out_channels, num_levels, pooling)
+        if pyramid_stride not in (1, 2):
+            raise ValueError(f"pyramid_stride must be 1 or 2, got {pyramid_stride!r}")
+        self.neck = HRFPN(cfg.out_channels, out_channels, num_levels, pooling, conv_stride=pyramid_stride)
         self.out_channels = out_channels
-        self.level_names = [f"p{i + 2}" for i in range(num_levels)]
+        self.strides = tuple(4 * pyramid_stride * 2**i for i in range(num_levels))
+        self.level_names = [f"p{s.bit_length() - 1}" for s in self.strides]
         init_official(self, "normal", skip=("neck",))
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:

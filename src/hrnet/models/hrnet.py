@@ -20,8 +20,10 @@ The options beyond the released models are the paper's ablations (Sec. 4.5): whe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from functools import partial
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,12 +37,26 @@ __all__ = [
     "HighResolutionModule",
     "HighResolutionNet",
     "backbone_config",
+    "batch_norm",
     "FeatureInfo",
 ]
 
 UpsampleMode = Literal["nearest", "bilinear"]
 Fusion = Literal["within", "across", "final"]
 Resolution = Literal["progressive", "all_from_start", "high_only"]
+#: makes the norm layer of ``channels`` features (torchvision's ``norm_layer``)
+NormLayer = Callable[[int], nn.Module]
+
+
+def batch_norm(momentum: float = 0.1, frozen: bool = False) -> NormLayer:
+    """The backbone's norm layer, chosen at construction: ``BatchNorm2d`` with the official momentum, or
+    torchvision's ``FrozenBatchNorm2d`` (statistics and affine terms fixed: the detectors' "BN fixed"; the
+    state-dict keys are BN's, so BN checkpoints load into it)."""
+    if frozen:
+        from torchvision.ops.misc import FrozenBatchNorm2d
+
+        return FrozenBatchNorm2d
+    return partial(nn.BatchNorm2d, momentum=momentum)
 
 
 class BasicBlock(nn.Module):
@@ -49,12 +65,12 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 bn_momentum: float = 0.1) -> None:
+                 norm: NormLayer = nn.BatchNorm2d) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes, momentum=bn_momentum)
+        self.bn1 = norm(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes, momentum=bn_momentum)
+        self.bn2 = norm(planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -71,14 +87,14 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 bn_momentum: float = 0.1) -> None:
+                 norm: NormLayer = nn.BatchNorm2d) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes, momentum=bn_momentum)
+        self.bn1 = norm(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes, momentum=bn_momentum)
+        self.bn2 = norm(planes)
         self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion, momentum=bn_momentum)
+        self.bn3 = norm(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -94,23 +110,23 @@ BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"BASIC": BasicBlock, "
 
 
 def make_layer(block: type[BasicBlock] | type[Bottleneck], inplanes: int, planes: int, blocks: int,
-               stride: int = 1, bn_momentum: float = 0.1) -> nn.Sequential:
+               stride: int = 1, norm: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
     """A run of residual units; the first gets a 1x1 conv + BN shortcut when the shape changes."""
     downsample = None
     if stride != 1 or inplanes != planes * block.expansion:
         downsample = nn.Sequential(
             nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False),
-            nn.BatchNorm2d(planes * block.expansion, momentum=bn_momentum),
+            norm(planes * block.expansion),
         )
-    layers = [block(inplanes, planes, stride, downsample, bn_momentum=bn_momentum)]
-    layers += [block(planes * block.expansion, planes, bn_momentum=bn_momentum) for _ in range(1, blocks)]
+    layers = [block(inplanes, planes, stride, downsample, norm=norm)]
+    layers += [block(planes * block.expansion, planes, norm=norm) for _ in range(1, blocks)]
     return nn.Sequential(*layers)
 
 
-def conv_bn(cin: int, cout: int, kernel: int, stride: int, bn_momentum: float, relu: bool) -> nn.Sequential:
+def conv_bn(cin: int, cout: int, kernel: int, stride: int, norm: NormLayer, relu: bool) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
-        nn.BatchNorm2d(cout, momentum=bn_momentum),
+        norm(cout),
     ]
     if relu:
         layers.append(nn.ReLU(inplace=True))
@@ -155,6 +171,8 @@ class BackboneConfig:
     upsample: UpsampleMode = "nearest"
     align_corners: bool | None = False
     bn_momentum: float = 0.1
+    #: FrozenBatchNorm2d instead of BatchNorm2d in the backbone (detection's fixed BN)
+    frozen_bn: bool = False
     fusion: Fusion = "within"
     downsample: Literal["conv", "bilinear"] = "conv"
     fuse_method: Literal["sum", "mul"] = "sum"
@@ -171,6 +189,10 @@ class BackboneConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"backbone option {name}={value!r} is not one of {list(allowed)}")
+
+    @property
+    def norm_layer(self) -> NormLayer:
+        return batch_norm(self.bn_momentum, self.frozen_bn)
 
     @property
     def width(self) -> int:
@@ -241,27 +263,26 @@ class HighResolutionModule(nn.Module):
         self.downsample = cfg.downsample
         self.fuse_method = cfg.fuse_method
         self.branches = nn.ModuleList(
-            make_layer(block, in_channels[b], stage.num_channels[b], stage.num_blocks[b],
-                       bn_momentum=cfg.bn_momentum)
+            make_layer(block, in_channels[b], stage.num_channels[b], stage.num_blocks[b], norm=cfg.norm_layer)
             for b in range(self.num_branches)
         )
         self.out_channels = stage.out_channels
-        self.fuse_layers = self._make_fuse_layers(cfg.bn_momentum) if fuse and self.num_branches > 1 else None
+        self.fuse_layers = self._make_fuse_layers(cfg.norm_layer) if fuse and self.num_branches > 1 else None
         self.relu = nn.ReLU(inplace=True)
 
-    def _make_fuse_layers(self, bn_momentum: float) -> nn.ModuleList:
+    def _make_fuse_layers(self, norm: NormLayer) -> nn.ModuleList:
         ch = self.out_channels
         fuse_layers = nn.ModuleList()
         for i in range(self.num_branches if self.multi_scale_output else 1):
             row = nn.ModuleList()
             for j in range(self.num_branches):
                 if j > i or (j < i and self.downsample == "bilinear"):
-                    row.append(conv_bn(ch[j], ch[i], 1, 1, bn_momentum, relu=False))
+                    row.append(conv_bn(ch[j], ch[i], 1, 1, norm, relu=False))
                 elif j == i:
                     row.append(None)
                 else:  # i - j strided 3x3 convs; only the last changes the width, and has no ReLU
-                    steps = [conv_bn(ch[j], ch[j], 3, 2, bn_momentum, relu=True) for _ in range(i - j - 1)]
-                    steps.append(conv_bn(ch[j], ch[i], 3, 2, bn_momentum, relu=False))
+                    steps = [conv_bn(ch[j], ch[j], 3, 2, norm, relu=True) for _ in range(i - j - 1)]
+                    steps.append(conv_bn(ch[j], ch[i], 3, 2, norm, relu=False))
                     row.append(nn.Sequential(*steps))
             fuse_layers.append(row)
         return fuse_layers
@@ -303,21 +324,25 @@ class HighResolutionNet(nn.Module):
     """HRNet backbone. ``forward`` returns ``{'res2': 1/4, 'res3': 1/8, 'res4': 1/16, 'res5': 1/32}``.
 
     Task models subclass it and add their head modules, so state-dict keys stay those of the official
-    code (``conv1``, ``layer1``, ``transition1``, ``stage2``, ..., then the head).
+    code (``conv1``, ``layer1``, ``transition1``, ``stage2``, ..., then the head). Each names its head's
+    top-level modules in ``head_modules`` (timm's ``classifier``), which weight loading asks for.
     """
+
+    #: top-level modules of the task head (none for the bare backbone)
+    head_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        m = cfg.bn_momentum
+        m = cfg.norm_layer
         self.conv1 = nn.Conv2d(cfg.in_channels, 64, 3, 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64, momentum=m)
+        self.bn1 = m(64)
         self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(64, momentum=m)
+        self.bn2 = m(64)
         self.relu = nn.ReLU(inplace=True)
 
         s1 = cfg.stage1
-        self.layer1 = make_layer(BLOCKS[s1.block], 64, s1.num_channels[0], s1.num_blocks[0], bn_momentum=m)
+        self.layer1 = make_layer(BLOCKS[s1.block], 64, s1.num_channels[0], s1.num_blocks[0], norm=m)
         channels = s1.out_channels
         fusing = self._fusing_modules(cfg)
         for k, stage in enumerate(cfg.stages, start=1):
@@ -331,6 +356,8 @@ class HighResolutionNet(nn.Module):
                                                     multi_scale_output=multi, fuse=(k, idx) in fusing))
             channels = stage.out_channels
             setattr(self, f"stage{k + 1}", nn.Sequential(*modules))
+        #: top-level modules of the backbone, in the official names (the head's come after them)
+        self.backbone_modules = tuple(name for name, _ in self.named_children())
         last = cfg.stages[-1]
         self.feature_info = [
             FeatureInfo(f"res{b + 2}", c, 4 * 2**b)
@@ -348,13 +375,13 @@ class HighResolutionNet(nn.Module):
         return {(len(cfg.stages), cfg.stages[-1].num_modules - 1)}
 
     @staticmethod
-    def _make_transition(pre: list[int], cur: list[int], bn_momentum: float) -> nn.ModuleList:
+    def _make_transition(pre: list[int], cur: list[int], norm: NormLayer) -> nn.ModuleList:
         layers = nn.ModuleList()
         for i, c in enumerate(cur):
             if i < len(pre):
-                layers.append(conv_bn(pre[i], c, 3, 1, bn_momentum, relu=True) if c != pre[i] else None)
+                layers.append(conv_bn(pre[i], c, 3, 1, norm, relu=True) if c != pre[i] else None)
             else:  # a new, lower-resolution branch made from the lowest existing one
-                steps = [conv_bn(pre[-1], c if s == i - len(pre) else pre[-1], 3, 2, bn_momentum, relu=True)
+                steps = [conv_bn(pre[-1], c if s == i - len(pre) else pre[-1], 3, 2, norm, relu=True)
                          for s in range(i + 1 - len(pre))]
                 layers.append(nn.Sequential(*steps))
         return layers
@@ -363,14 +390,27 @@ class HighResolutionNet(nn.Module):
     def num_stages(self) -> int:
         return len(self.cfg.stages)
 
+    @property
+    def size_divisibility(self) -> int:
+        """Input sides must be multiples of this (detectron2's ``Backbone.size_divisibility``): the stride
+        of the lowest-resolution branch when fusion upsamples by powers of two (``nearest``), else 1."""
+        if self.cfg.upsample != "nearest":
+            return 1
+        return 4 * 2 ** (max(s.num_branches for s in self.cfg.stages) - 1)
+
+    @property
+    def output_stride(self) -> int:
+        """Input pixels per pixel of the model's (highest-resolution) output."""
+        return self.feature_info[0].stride
+
     def forward_stem(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.cfg.in_channels:
             raise ValueError(
                 f"{type(self).__name__} expects a batch of {self.cfg.in_channels}-channel images shaped "
                 f"(N, {self.cfg.in_channels}, H, W); got a tensor of shape {tuple(x.shape)}"
             )
-        stride = 4 * 2 ** (max(s.num_branches for s in self.cfg.stages) - 1)
-        if self.cfg.upsample == "nearest" and (x.shape[-2] % stride or x.shape[-1] % stride):
+        stride = self.size_divisibility
+        if x.shape[-2] % stride or x.shape[-1] % stride:
             raise ValueError(
                 f"input size {tuple(x.shape[-2:])} is not a multiple of {stride}: this model fuses with nearest "
                 f"upsampling by powers of two (as the official pose and classification code), which needs it; "

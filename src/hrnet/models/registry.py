@@ -1,7 +1,9 @@
 """Named presets: ``list_models()`` and ``build_model(name, **overrides)``.
 
 A preset is a task family (pose, seg, seg_ocr, cls, hrnetv2p), a backbone (width C or a W18-small
-variant), head defaults, the input size its complexity is quoted at, and the paper's figures.
+variant), head defaults, the paper's figures, and -- as timm's pretrained configs -- the preprocessing its
+weights expect: input size, mean and std, and the names of its head modules. A built model carries them
+as ``model.pretrained_cfg`` (:meth:`Preset.pretrained_cfg`).
 Overrides reach either the backbone (``width``, ``blocks``, ``modules``, ``stage1_blocks``, and the
 ablation knobs ``fusion``, ``resolution``, ``downsample``, ``fuse_method``; ``upsample``,
 ``align_corners``, ``bn_momentum``, ``in_channels``) or the head (``num_joints``, ``num_classes``, ...).
@@ -10,16 +12,19 @@ ablation knobs ``fusion``, ``resolution``, ``downsample``, ``fuse_method``; ``up
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
+from ..media import IMAGENET_MEAN, IMAGENET_STD
 from .heads import ClsHRNet, HRNetV2p, PoseHRNet, SegHRNet, SegHRNetOCR
 from .hrnet import BackboneConfig, backbone_config
 
-__all__ = ["Preset", "PaperFigure", "PRESETS", "list_models", "build_model", "get_preset", "make_backbone_config"]
+__all__ = ["Preset", "PaperFigure", "PRESETS", "list_models", "build_model", "get_preset", "register_preset",
+           "make_backbone_config"]
 
 FAMILIES: dict[str, type[nn.Module]] = {
     "pose": PoseHRNet, "seg": SegHRNet, "seg_ocr": SegHRNetOCR, "cls": ClsHRNet, "hrnetv2p": HRNetV2p,
@@ -33,7 +38,8 @@ FAMILY_BACKBONE = {
     "hrnetv2p": {"upsample": "nearest"},
 }
 BACKBONE_KEYS = ("width", "small", "blocks", "modules", "stage1_blocks", "resolution", "fusion", "downsample",
-                 "fuse_method", "upsample", "align_corners", "bn_momentum", "in_channels", "multi_scale_output")
+                 "fuse_method", "upsample", "align_corners", "bn_momentum", "frozen_bn", "in_channels",
+                 "multi_scale_output")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,22 @@ class Preset:
     head: dict[str, Any] = field(default_factory=dict)
     paper: tuple[PaperFigure, ...] = ()
     description: str = ""
+    #: RGB normalisation of the input (in [0, 1] units) the weights are trained with
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    #: ``builder(**overrides) -> model`` of a preset outside the HRNet families (the detectors of
+    #: ``hrnet.tasks.detection``, registered with :func:`register_preset` when that package is imported)
+    builder: Callable[..., nn.Module] | None = None
+
+    @property
+    def head_modules(self) -> tuple[str, ...]:
+        """The top-level modules of the preset's head (timm's ``classifier``)."""
+        return FAMILIES[self.family].head_modules if self.family in FAMILIES else ()
+
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """What the weights expect, as timm's ``pretrained_cfg``: input size (H, W), mean, std, head modules."""
+        return {"name": self.name, "input_size": self.input_size, "mean": self.mean, "std": self.std,
+                "head_modules": self.head_modules}
 
 
 def _pose(width: int, paper: tuple[PaperFigure, ...]) -> Preset:
@@ -107,6 +129,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
 ]}
 
 
+def register_preset(preset: Preset) -> Preset:
+    """Add a preset (e.g. one with its own ``builder``) to the registry :func:`build_model` reads."""
+    if preset.builder is None and preset.family not in FAMILIES:
+        raise ConfigError(f"preset {preset.name!r}: family {preset.family!r} is not one of {sorted(FAMILIES)} "
+                          "and the preset has no builder")
+    PRESETS[preset.name] = preset
+    return preset
+
+
 def list_models(pattern: str = "") -> list[str]:
     """Preset names, optionally only those containing ``pattern``."""
     return sorted(n for n in PRESETS if pattern in n)
@@ -142,9 +173,17 @@ def make_backbone_config(width: int, small: str | None = None, blocks: int | Non
 def build_model(name: str, weights: str | None = None, **overrides: Any) -> nn.Module:
     """Build the preset ``name``; ``overrides`` change backbone options or head arguments.
 
-    ``weights`` (a path or URL) is loaded with :func:`hrnet.load_weights` after building.
+    ``weights`` (a path, a URL or a weights-registry name, see ``hrnet weights list``) is loaded with
+    :func:`hrnet.load_weights` after building; a registry entry's builder options (its classes, joints,
+    ...) are applied first, under ``overrides``.
     """
+    from .zoo import WEIGHTS
+
+    if isinstance(weights, str) and weights in WEIGHTS:
+        overrides = {**WEIGHTS[weights].overrides, **overrides}
     preset = get_preset(name)
+    if preset.builder is not None:
+        return _finish(preset.builder(**overrides), preset, weights)
     cls = FAMILIES[preset.family]
     head_keys = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "cfg")]
     unknown = [k for k in overrides if k not in BACKBONE_KEYS and k not in head_keys]
@@ -163,7 +202,13 @@ def build_model(name: str, weights: str | None = None, **overrides: Any) -> nn.M
         model = cls(make_backbone_config(**backbone), **head)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"cannot build model {name!r} with {overrides}: {e}") from e
-    model.preset = name
+    return _finish(model, preset, weights)
+
+
+def _finish(model: nn.Module, preset: Preset, weights: str | None) -> nn.Module:
+    """Name the preset on the model, give it the preset's ``pretrained_cfg`` and load ``weights``."""
+    model.preset = preset.name
+    model.pretrained_cfg = preset.pretrained_cfg()
     if weights is not None:
         from .weights import load_weights
 

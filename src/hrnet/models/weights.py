@@ -18,7 +18,6 @@ initialises from ImageNet.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -30,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import safetensors.torch
 import torch
 from safetensors import SafetensorError, safe_open
@@ -38,9 +36,14 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..io import atomic_write, write_json
+from .heads import ClsHRNet, PoseHRNet
+from .openmmlab import convert_openmmlab, is_openmmlab
+from .safe_load import torch_load_safely
 
 __all__ = [
     "LoadReport",
+    "torch_load_safely",
+    "non_float_weights",
     "load_state_dict_file",
     "normalize_state_dict",
     "load_weights",
@@ -58,25 +61,13 @@ Source = str | os.PathLike | Mapping[str, Any]
 WEIGHT_ENTRIES = ("state_dict", "model", "best_state_dict", "model_state_dict")
 WRAPPER_PREFIXES = ("module.", "model.")  # DataParallel / DDP; segmentation ``FullModel(model, loss)``
 TRAINING_ONLY_PREFIX = "loss."  # ``FullModel``'s criterion buffers, e.g. Cityscapes class weights
+# Describing a file without a model: the official backbone module names (a model states its own).
 BACKBONE_KEY = re.compile(r"(conv1|bn1|conv2|bn2|layer1|transition\d+|stage\d+)\.")
-CLASSIFICATION_HEAD = ("incre_modules", "downsamp_modules", "classifier")
+# the classification head's own modules (its final_layer shares the pose head's name)
+CLASSIFICATION_HEAD = frozenset(ClsHRNet.head_modules) - frozenset(PoseHRNet.head_modules)
 # timm's hrnet_w18_ssld / hrnet_w48_ssld build these convs with ``bias=False``; the official ones have a bias.
 SSLD_BIAS_FREE = re.compile(r"(^|\.)(downsamp_modules\.\d+\.0|final_layer\.0)\.bias$")
 
-# Plain data that training checkpoints keep beside the weights (numpy metrics, timm's argparse
-# namespace). Rebuilding them runs no code from the file, so ``weights_only`` may accept them.
-_core = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core
-_dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25: one class per dtype
-SAFE_DATA_TYPES = [
-    np.ndarray,
-    np.dtype,
-    *(getattr(_dtypes, name) for name in dir(_dtypes) if name.endswith("DType")),
-    argparse.Namespace,
-    _core.multiarray.scalar,
-    _core.multiarray._reconstruct,
-    (_core.multiarray.scalar, "numpy.core.multiarray.scalar"),  # pickled by numpy < 2
-    (_core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-]
 SHOW = 5  # names listed per category in a summary
 SHOW_MISMATCHED = 10
 
@@ -136,27 +127,6 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
                               f"safetensors file ({e}).") from e
 
 
-def _torch_load(path: Path) -> Any:
-    try:
-        with torch.serialization.safe_globals(SAFE_DATA_TYPES):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for bad files; all mean "this file is unusable"
-        message = str(e).strip()
-        detail = message.split("WeightsUnpickler error:", 1)[-1].strip().split("\n")[0]
-        if "Weights only load failed" in message and not detail.startswith("Unsupported operand"):
-            name = re.search(r"GLOBAL (\S+)|got (<class '[^']+'>)|function (\S+)", detail)
-            what = next(g for g in name.groups() if g) if name else detail
-            raise CheckpointError(
-                f"checkpoint {path} was refused: it contains a pickled Python object ({what}) that "
-                "loading would have to import and call, and hrnet never runs code from a file "
-                "(torch.load with weights_only=True). If the file holds a whole pickled model from a "
-                "source you trust, load it yourself and save its state_dict() instead."
-            ) from e
-        reason = "the file ends early" if isinstance(e, EOFError) else (detail or type(e).__name__)
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: it cannot be read as a PyTorch "
-                              f"checkpoint ({reason}).") from e
-
-
 def _unwrap(obj: Any, name: str) -> tuple[StateDict, str | None]:
     """The tensors of a state dict, or of the weight entry of a checkpoint dict (and that entry's name)."""
     entries: list[str] = []
@@ -180,6 +150,29 @@ def _unwrap(obj: Any, name: str) -> tuple[StateDict, str | None]:
     )
 
 
+FLOAT_SUFFIXES = (".weight", ".bias", ".running_mean", ".running_var")
+
+
+def non_float_weights(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor] | None = None) -> list[str]:
+    """The tensors of ``state`` stored with an integer or boolean dtype where floats belong: where the
+    model's tensor is floating point, or (without a model) weights, biases and BatchNorm statistics.
+    Copying them would silently round the values (a file saved as int32/uint8 loads as zeros)."""
+    def wants_float(key: str) -> bool:
+        if model_state is not None:
+            return key in model_state and model_state[key].is_floating_point()
+        return key.endswith(FLOAT_SUFFIXES)
+
+    return [f"{k} ({v.dtype})" for k, v in state.items() if wants_float(k) and not v.is_floating_point()]
+
+
+def _dtype_error(name: str, wrong: list[str]) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {name} stores {len(wrong)} floating-point tensor(s) as integers or booleans: "
+        f"{_first(wrong, SHOW)}. Loading would round the weights silently; the file was probably saved "
+        "with a wrong dtype. Convert the original checkpoint again."
+    )
+
+
 def _read_file(path: str | os.PathLike) -> tuple[StateDict, dict[str, str], list[str]]:
     path = Path(path)
     if not path.exists():
@@ -191,7 +184,7 @@ def _read_file(path: str | os.PathLike) -> tuple[StateDict, dict[str, str], list
     if _is_safetensors(path):
         tensors, metadata = _read_safetensors(path)
         return tensors, metadata, []
-    state, entry = _unwrap(_torch_load(path), str(path))
+    state, entry = _unwrap(torch_load_safely(path), str(path))
     return state, {}, [f"used entry '{entry}'"] if entry else []
 
 
@@ -227,8 +220,18 @@ def _download(url: str, progress: bool) -> Path:
 
 
 def _resolve(source: str | os.PathLike, progress: bool) -> Path:
+    """A URL is downloaded into the cache; a weights-registry name (``hrnet weights list``) that is not also
+    a file here is fetched (downloaded, checked and converted once) into the weights cache."""
     text = os.fspath(source)
-    return _download(text, progress) if "://" in text else Path(text)
+    if "://" in text:
+        return _download(text, progress)
+    from .zoo import WEIGHTS
+
+    if text in WEIGHTS and not Path(text).exists():
+        from .download import fetch_weights
+
+        return fetch_weights(WEIGHTS[text], progress=progress)
+    return Path(text)
 
 
 def _read_source(source: Source, progress: bool) -> tuple[StateDict, dict[str, str], list[str], str]:
@@ -307,8 +310,20 @@ def normalize_state_dict(state_dict: Mapping[str, Tensor], model_keys: Iterable[
 # -------------------------------------------------------------------------------------------- describe
 
 
-def _is_backbone(key: str, prefix: str) -> bool:
-    return key.startswith(prefix) and BACKBONE_KEY.match(key, len(prefix)) is not None
+def _is_backbone(key: str, prefix: str, backbone: Iterable[str] | None = None) -> bool:
+    """Whether ``key`` is a backbone tensor: its module under ``prefix`` is one of ``backbone`` (the
+    model's ``backbone_modules``), or, describing a file alone, has an official backbone name."""
+    if not key.startswith(prefix):
+        return False
+    if backbone is None:
+        return BACKBONE_KEY.match(key, len(prefix)) is not None
+    return _top_module(key, prefix) in backbone
+
+
+def _backbone_modules(model: nn.Module, prefix: str) -> tuple[str, ...] | None:
+    """The backbone module names the HRNet at ``prefix`` of ``model`` states (None for another network)."""
+    net = model.get_submodule(prefix.rstrip(".")) if prefix else model
+    return getattr(net, "backbone_modules", None)
 
 
 def _top_module(key: str, prefix: str) -> str:
@@ -376,12 +391,12 @@ def _compare(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor]) -> 
     return f"the file holds {describe_state_dict(state)}; the model has {describe_state_dict(model_state)}."
 
 
-def _mismatch_error(name: str, mismatched: list, state: StateDict, model_state: StateDict, prefix: str
-                    ) -> CheckpointError:
+def _mismatch_error(name: str, mismatched: list, state: StateDict, model_state: StateDict, prefix: str,
+                    backbone: Iterable[str] | None) -> CheckpointError:
     shapes = "; ".join(f"{k}: file {list(a)} vs model {list(b)}" for k, a, b in mismatched[:SHOW_MISMATCHED])
     more = f" (+{len(mismatched) - SHOW_MISMATCHED} more)" if len(mismatched) > SHOW_MISMATCHED else ""
     hint = _compare(state, model_state)
-    if not any(_is_backbone(k, prefix) for k, _, _ in mismatched):
+    if not any(_is_backbone(k, prefix, backbone) for k, _, _ in mismatched):
         hint += " Only the head differs: pass backbone_only=True to load the backbone and train a new head."
     return CheckpointError(f"checkpoint {name} does not fit the model: {len(mismatched)} tensor(s) have "
                            f"other shapes: {shapes}{more}. In short: {hint}")
@@ -393,7 +408,9 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
 
     ``source`` is a file (``.pth``/``.pt``/``.pth.tar`` in any official saved form, timm ``hrnet_*``
     weights, our ``.safetensors``), an ``http(s)://`` or ``file://`` URL (downloaded once into
-    :func:`cache_dir`) or a state dict. Keys are normalised with :func:`normalize_state_dict`; a
+    :func:`cache_dir`), a weights-registry name (``hrnet weights list``; fetched into its cache) or a
+    state dict. A whole mmpose / mmsegmentation / mmdetection model is first mapped onto the model's
+    layout (:mod:`hrnet.models.openmmlab`). Keys are normalised with :func:`normalize_state_dict`; a
     missing ``num_batches_tracked`` (InPlaceABN checkpoints) keeps the model's value.
 
     Classification weights loaded into a model with another head, a model without a head, or any
@@ -406,16 +423,22 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
     """
     state, metadata, notes, name = _read_source(source, progress=verbose)
     model_state = model.state_dict()
+    mm_skipped: list[str] = []
+    if not backbone_only and is_openmmlab(state, model_state):  # a whole mmpose/mmseg/mmdet model: map its heads
+        state, mm_skipped, mm_notes = convert_openmmlab(state, model_state, name)
+        notes += mm_notes
     state, dropped, normalise_notes = normalize_state_dict(state, model_state)
+    dropped = mm_skipped + dropped
     notes += normalise_notes
     if metadata.get("preset"):
         notes.append(f"saved from preset '{metadata['preset']}'")
     prefix = _stem_prefix(model_state) or ""
+    backbone = _backbone_modules(model, prefix)
 
     if not set(state) & set(model_state):
         raise CheckpointError(f"checkpoint {name} has no tensor of the model; {_compare(state, model_state)}")
-    model_heads = [k for k in model_state if not _is_backbone(k, prefix)]
-    file_heads = [k for k in state if not _is_backbone(k, prefix)]
+    model_heads = [k for k in model_state if not _is_backbone(k, prefix, backbone)]
+    file_heads = [k for k in state if not _is_backbone(k, prefix, backbone)]
     transfer = backbone_only or not model_heads or (
         _has_classification_head(file_heads, prefix) and not _has_classification_head(model_heads, prefix))
     if not transfer and file_heads and model_heads and not set(file_heads) & set(model_heads):
@@ -426,7 +449,7 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
             "backbone_only=True to load only the backbone (e.g. to fine-tune a new head)."
         )
 
-    wanted = [k for k in state if _is_backbone(k, prefix)] if transfer else list(state)
+    wanted = [k for k in state if _is_backbone(k, prefix, backbone)] if transfer else list(state)
     wanted_set = set(wanted)
     report = LoadReport(name, notes=notes, metadata=metadata)
     report.skipped = dropped + [k for k in state if k not in wanted_set]
@@ -437,8 +460,11 @@ def load_weights(model: nn.Module, source: Source, *, strict: bool = False, verb
     report.mismatched = [(k, tuple(state[k].shape), tuple(model_state[k].shape))
                          for k in wanted if k in model_state and state[k].shape != model_state[k].shape]
     if report.mismatched:
-        raise _mismatch_error(name, report.mismatched, state, model_state, prefix)
+        raise _mismatch_error(name, report.mismatched, state, model_state, prefix, backbone)
     report.loaded = [k for k in model_state if k in wanted_set]
+    wrong_dtype = non_float_weights({k: state[k] for k in report.loaded}, model_state)
+    if wrong_dtype:
+        raise _dtype_error(name, wrong_dtype)
     report.missing = [k for k in model_state if k not in wanted_set and not k.endswith("num_batches_tracked")]
     if not report.loaded:
         raise CheckpointError(f"checkpoint {name} has no backbone tensor of the model; "
@@ -502,9 +528,12 @@ def convert_checkpoint(src: Source, dst: str | os.PathLike, model: nn.Module | N
         report = load_weights(model, readable, strict=True, verbose=False)
         state, notes = model.state_dict(), report.notes
     else:
-        raw, _, notes, _ = _read_source(readable, progress=True)
+        raw, _, notes, name = _read_source(readable, progress=True)
         state, _, normalise_notes = normalize_state_dict(raw)
         notes = notes + normalise_notes
+        wrong_dtype = non_float_weights(state)
+        if wrong_dtype:
+            raise _dtype_error(name, wrong_dtype)
     info: dict[str, Any] = {"source": "a state dict" if source_path is None else os.fspath(src)}
     if source_path is not None:
         info["source_sha256"] = _sha256(source_path)

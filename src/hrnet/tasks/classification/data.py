@@ -8,9 +8,9 @@ Two sources give the same samples (a file path and a class index):
 - a list file (``.csv``, ``.txt``, ...) with one ``path label`` or ``path,label`` line per image, the
   path relative to the dataset root (or absolute), the label a class index or a class name.
 
-Images are read with PIL as RGB, so the torchvision transforms below behave exactly as the official
-code's (``RandomResizedCrop`` + flip for training; resize to ``size / 0.875`` + center crop for
-validation, then ImageNet normalisation).
+Images are read as RGB (:func:`hrnet.media.read_image`) and handed to the torchvision transforms as PIL
+images, so they behave as the official code's (``RandomResizedCrop`` + flip for training; resize to
+``size / 0.875`` + center crop for validation, then ImageNet normalisation).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode, v2
 
 from ...errors import DataError
+from ...media import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, is_image_file, read_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -47,27 +48,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: the file suffixes torchvision's ImageFolder accepts (compared case-insensitively: ImageNet uses .JPEG)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _HEADER_WORDS = {"path", "file", "filename", "file_name", "image", "image_path"}
-
-
-def is_image_file(name: str | Path) -> bool:
-    return str(name).lower().endswith(IMAGE_SUFFIXES)
-
-
-def read_image(path: str | Path) -> Image.Image:
-    """The image at ``path`` as RGB; a missing or undecodable file is a ``DataError`` that names it."""
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise DataError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"cannot read image {path}: {e}") from None
 
 
 def read_class_names(path: str | Path) -> list[str]:
@@ -111,7 +92,8 @@ def scan_folder(folder: str | Path, classes: Sequence[str]) -> list[tuple[Path, 
     """``(image path, class index)`` of every image under ``folder/<class>/``, in ImageFolder order.
 
     ``classes`` fixes the class indices (e.g. those of the train split). A sub-folder that is not one of
-    ``classes`` is an error; classes without any image are reported in one warning with their count.
+    ``classes`` is an error; classes without any image, and files that are not images (by suffix), are
+    skipped and reported in one warning each, with their count.
     """
     folder = Path(folder)
     present = folder_classes(folder)
@@ -123,14 +105,18 @@ def scan_folder(folder: str | Path, classes: Sequence[str]) -> list[tuple[Path, 
             f"classes of this dataset (e.g. {list(classes[:3])})"
         )
     samples: list[tuple[Path, int]] = []
-    empty = []
+    empty, other_files = [], []
     for name in classes:
         before = len(samples)
         for root, _, files in sorted(os.walk(folder / name, followlinks=True)):
             samples.extend((Path(root) / f, index[name]) for f in sorted(files) if is_image_file(f))
+            other_files.extend(Path(root) / f for f in sorted(files) if not is_image_file(f))
         if len(samples) == before:
             empty.append(name)
     _warn_empty_classes(empty, len(classes), f"under {folder}", " They keep their class index.")
+    if other_files:
+        logger.warning("skipped %d file(s) under %s that are not images (by suffix), e.g. %s", len(other_files),
+                       folder, other_files[0])
     if not samples:
         raise DataError(f"no images found under {folder} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return samples
@@ -221,7 +207,7 @@ class ClassificationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, label = self.samples[index]
-        image = read_image(path)
+        image = Image.fromarray(read_image(path))
         if self.transform is not None:
             image = self.transform(image)
         return {"image": image, "label": label, "index": index}

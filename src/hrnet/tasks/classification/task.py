@@ -15,15 +15,19 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from PIL import Image
+from pydantic import Field, field_validator
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from ...engine.config import StrictModel
 from ...engine.distributed import all_gather_object, broadcast_object, is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
 from ...io import write_json
+from ...media import expand_inputs, read_image
+from ...models.context import inference_context
 from ...models.registry import build_model as build_preset
 from ...models.registry import get_preset
 from .data import (
@@ -32,24 +36,20 @@ from .data import (
     ClassificationDataset,
     eval_transforms,
     folder_classes,
-    is_image_file,
     list_classes,
     read_class_names,
-    read_image,
     read_list_file,
     train_transforms,
 )
-from .metrics import topk_correct
+from .evaluation import topk_correct
 
 __all__ = ["ClassificationDataConfig", "ClassificationLossConfig", "ClassificationTask"]
 
 logger = logging.getLogger(__name__)
 
 
-class ClassificationDataConfig(BaseModel):
+class ClassificationDataConfig(StrictModel):
     """``data:`` of a classification config. Defaults are the official ImageNet recipe."""
-
-    model_config = ConfigDict(extra="forbid")
 
     root: Path
     #: train split: a folder of class folders, or a list file (``path,label`` lines), relative to ``root``
@@ -89,10 +89,8 @@ class ClassificationDataConfig(BaseModel):
         return value
 
 
-class ClassificationLossConfig(BaseModel):
+class ClassificationLossConfig(StrictModel):
     """``loss:`` of a classification config: cross-entropy, optionally with label smoothing."""
-
-    model_config = ConfigDict(extra="forbid")
 
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
@@ -110,13 +108,13 @@ class ClassificationTask(Task):
 
     def _path(self, relative: str | Path) -> Path:
         path = Path(relative).expanduser()
-        return path if path.is_absolute() else self.cfg.data.root / path
+        return path if path.is_absolute() else self.data.root / path
 
     @functools.cached_property
     def class_names(self) -> list[str] | None:
         """Class names, from ``data.classes``, else the train split (folders or list labels), else the
         val split; ``None`` when none of them exists (e.g. predicting with a checkpoint alone)."""
-        data = self.cfg.data
+        data = self.data
         if data.classes is not None:
             return read_class_names(self._path(data.classes))
         for split in (data.train, data.val):
@@ -141,14 +139,14 @@ class ClassificationTask(Task):
             if wanted != len(classes):
                 raise ConfigError(
                     f"model.overrides.num_classes is {wanted} but the dataset has {len(classes)} "
-                    f"classes ({self.cfg.data.root}); remove the override or fix the data"
+                    f"classes ({self.data.root}); remove the override or fix the data"
                 )
         return build_preset(name, **overrides)
 
     def build_dataset(self, split: str) -> ClassificationDataset:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        data = self.cfg.data
+        data = self.data
         source = self._path(data.train if split == "train" else data.val)
         if not source.exists():
             raise DataError(f"data.{split}: {source} not found (expected a folder of class folders or a list file)")
@@ -161,14 +159,14 @@ class ClassificationTask(Task):
         return ClassificationDataset(source, self.class_names, transform, root=data.root)
 
     def _eval_transform(self) -> v2.Compose:
-        data = self.cfg.data
+        data = self.data
         return eval_transforms(data.image_size, data.resize_size, data.interpolation, data.mean, data.std)
 
     # ----------------------------------------------------------------------------------- train / eval
 
     @functools.cached_property
     def _batch_mixer(self) -> v2.Transform | None:
-        data = self.cfg.data
+        data = self.data
         num_classes = len(self.class_names)  # training always has a train split, hence class names
         mixers = []
         if data.mixup_alpha > 0:
@@ -188,36 +186,31 @@ class ClassificationTask(Task):
         else:
             targets = labels
         logits = model(images)
-        loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.cfg.loss.label_smoothing)
+        loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.loss_cfg.label_smoothing)
         extras = {}
         if self._batch_mixer is None:
             extras["top1"] = topk_correct(logits.detach(), labels, (1,))[0] / len(labels)
         return loss, extras
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader, out_dir: Path) -> dict[str, float]:
         """Top-1/top-5 accuracy (fractions) and mean cross-entropy over the val split, gathered from every
         process; rank 0 writes ``predictions.json`` (each image's label, top-5 classes and scores)."""
         dataset: ClassificationDataset = loader.dataset
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         records = []
         for batch in loader:
-            logits = model(batch["image"].to(device)).float().cpu()
-            losses = F.cross_entropy(logits, batch["label"], reduction="none")
+            logits, labels = model(batch["image"]).float().cpu(), batch["label"].cpu()
+            losses = F.cross_entropy(logits, labels, reduction="none")
             scores, classes = logits.softmax(dim=1).topk(min(5, logits.shape[1]), dim=1)
             for i in range(len(logits)):
                 records.append(
                     (
                         int(batch["index"][i]),
-                        int(batch["label"][i]),
+                        int(labels[i]),
                         classes[i].tolist(),
                         scores[i].tolist(),
                         float(losses[i]),
                     )
                 )
-        model.train(was_training)
         merged = sorted(r for part in all_gather_object(records) for r in part)
         metrics: dict[str, float] = {}
         if is_main_process():
@@ -252,14 +245,12 @@ class ClassificationTask(Task):
             raise DataError(f"{len(names)} class names are given but the model predicts {num_classes} classes")
         transform = self._eval_transform()
         device = next(model.parameters()).device
-        files = image_files(inputs)
-        was_training = model.training
-        model.eval()
+        files = expand_inputs(inputs, recursive=True)[0]
         results = []
-        with torch.no_grad():
+        with inference_context(model):
             for start in range(0, len(files), batch_size):
                 chunk = files[start : start + batch_size]
-                images = torch.stack([transform(read_image(path)) for path in chunk]).to(device)
+                images = torch.stack([transform(Image.fromarray(read_image(path))) for path in chunk]).to(device)
                 probabilities = model(images).float().softmax(dim=1).cpu()
                 scores, classes = probabilities.topk(min(topk, probabilities.shape[1]), dim=1)
                 for path, row_scores, row_classes in zip(chunk, scores.tolist(), classes.tolist(), strict=True):
@@ -269,7 +260,6 @@ class ClassificationTask(Task):
                     ]
                     results.append({"file": str(path), "top": top})
                     print(format_prediction(path, top))
-        model.train(was_training)
         target = Path(out_dir) / "predictions.json"
         write_json(target, results, indent=1)
         return [target]
@@ -287,18 +277,3 @@ def format_prediction(path: Path, top: list[dict[str, Any]]) -> str:
     width = max(len(t["class"]) for t in top)
     rows = [f"  {rank}. {t['class']:<{width}}  {t['score']:.4f}" for rank, t in enumerate(top, start=1)]
     return "\n".join([str(path), *rows])
-
-
-def image_files(inputs: list[Path]) -> list[Path]:
-    """Image files among ``inputs``: files as given, folders searched recursively in sorted order."""
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files.extend(sorted(p for p in item.rglob("*") if p.is_file() and is_image_file(p)))
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise DataError(f"input not found: {item}")
-    if not files:
-        raise DataError(f"no images found in {[str(p) for p in inputs]}")
-    return files

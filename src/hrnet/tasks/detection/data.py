@@ -34,12 +34,14 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from ...errors import DataError
+from ...media import read_image
 
 __all__ = [
     "CategoryMap",
     "CocoDetection",
     "load_coco",
     "read_image",
+    "image_tensor",
     "annotation_mask",
     "SemanticMap",
     "read_stuff_map",
@@ -106,17 +108,9 @@ def load_coco(ann_file: str | Path) -> COCO:
     return coco
 
 
-def read_image(path: str | Path) -> Tensor:
-    """The RGB uint8 (3, H, W) image at ``path`` (EXIF orientation ignored, as COCO's annotations are on
-    the stored pixels); ``DataError`` naming the file if it is missing or cannot be decoded."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image not found: {path}")
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    bgr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flags)
-    if bgr is None:
-        raise DataError(f"cannot decode image {path}: not an image file OpenCV can read, or truncated")
-    return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).contiguous()
+def image_tensor(image: np.ndarray) -> Tensor:
+    """An RGB ``(H, W, 3)`` uint8 array as the ``(3, H, W)`` uint8 tensor torchvision's detectors take."""
+    return torch.from_numpy(image).permute(2, 0, 1).contiguous()
 
 
 def annotation_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:
@@ -243,7 +237,7 @@ class CocoDetection(Dataset):
         info = self.coco.imgs[image_id]
         height, width = info["height"], info["width"]
         path = self.image_path(index)
-        image = read_image(path)
+        image = image_tensor(read_image(path))
         if tuple(image.shape[1:]) != (height, width):
             raise DataError(f"image {path} is {image.shape[2]}x{image.shape[1]} but its annotation file "
                             f"{self.ann_file} says {width}x{height}")

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
+from ...models.context import inference_context
+
 __all__ = ["as_float_image", "detect", "detect_people", "draw_detections"]
 
 
@@ -24,17 +26,12 @@ def as_float_image(image: Tensor | np.ndarray) -> Tensor:
     return image.float() / 255 if image.dtype == torch.uint8 else image.float()
 
 
-@torch.no_grad()
 def detect(model: nn.Module, images: Sequence[Tensor | np.ndarray]) -> list[dict[str, Tensor]]:
     """The detector's outputs (``boxes`` XYXY in each image's pixels, ``labels``, ``scores``, and
     ``masks`` for Mask R-CNN) for a batch of images of any sizes, on the model's device, in eval mode."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with inference_context(model):
         outputs = model([as_float_image(image).to(device) for image in images])
-    finally:
-        model.train(was_training)
     return [{key: value.cpu() for key, value in output.items()} for output in outputs]
 
 

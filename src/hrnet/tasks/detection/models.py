@@ -22,6 +22,7 @@ label 0 that is never a positive).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from ...errors import ConfigError, did_you_mean
 from ...models import build_model
 from ...models.complexity import complexity
+from ...models.registry import Preset, get_preset, register_preset
 from .cascade import CascadeRCNN
 from .htc import HybridTaskCascade
 
@@ -49,7 +51,6 @@ __all__ = [
     "list_detectors",
     "split_detector_name",
     "freeze_batchnorm",
-    "stride_two_pyramid",
     "rpn_anchor_generator",
     "retinanet_anchor_generator",
     "fcos_anchor_generator",
@@ -112,25 +113,16 @@ def roi_align(output_size: int, levels: tuple[str, ...] = ROI_LEVELS) -> MultiSc
     return MultiScaleRoIAlign(featmap_names=list(levels), output_size=output_size, sampling_ratio=2)
 
 
-def stride_two_pyramid(backbone: nn.Module) -> nn.Module:
-    """HRNet-FCOS's pyramid for one-stage heads (its HRFPN ``conv_stride=2``): the 3x3 conv of every
-    level gets stride 2, so the levels have strides 8-128 and are renamed ``p3``-``p7``."""
-    for conv in backbone.neck.fpn_convs:
-        conv.stride = (2, 2)
-    backbone.level_names = [f"p{i + 3}" for i in range(len(backbone.level_names))]
-    return backbone
-
-
 def _backbone(backbone: str | nn.Module, spec: Architecture, frozen_bn: bool,
               overrides: dict[str, Any]) -> nn.Module:
-    """A preset is built (and given stride-2 levels for one-stage heads); a module is used as it is."""
+    """A preset is built with its BN frozen or not and, for one-stage heads, HRNet-FCOS's stride-2
+    pyramid (levels p3-p7, strides 8-128), both chosen at construction; a module is used as it is
+    (its BatchNorm2d replaced by FrozenBatchNorm2d with ``frozen_bn``)."""
     if isinstance(backbone, str):
         if backbone not in spec.backbones:
             raise ConfigError(f"unknown detection backbone {backbone!r}; known: {list(spec.backbones)}."
                               f"{did_you_mean(backbone, spec.backbones)}")
-        backbone = build_model(backbone, **overrides)
-        if spec.one_stage:
-            stride_two_pyramid(backbone)
+        return build_model(backbone, frozen_bn=frozen_bn, pyramid_stride=2 if spec.one_stage else 1, **overrides)
     if not hasattr(backbone, "out_channels"):
         raise ConfigError("a detection backbone needs an 'out_channels' attribute; "
                           f"{type(backbone).__name__} has none")
@@ -215,6 +207,16 @@ ARCHITECTURES: dict[str, Architecture] = {
 def list_detectors() -> list[str]:
     """Every ``<architecture>_<backbone>`` preset, e.g. ``faster_rcnn_hrnetv2p_w18``."""
     return [f"{arch}_{backbone}" for arch, spec in ARCHITECTURES.items() for backbone in spec.backbones]
+
+
+def _register_presets() -> None:
+    """Every ``<architecture>_<backbone>`` preset joins the model registry: ``hrnet.build_model(name, ...)``
+    builds it with :func:`build_detector`."""
+    for name in list_detectors():
+        arch, backbone = split_detector_name(name)
+        register_preset(Preset(name, "detector", get_preset(backbone).width, TABLE7_INPUT,
+                               description=f"{arch} on {backbone}",
+                               builder=functools.partial(build_detector, arch, backbone)))
 
 
 def split_detector_name(name: str) -> tuple[str, str]:
@@ -373,3 +375,6 @@ def format_params_table(rows: list[ParamsRow]) -> str:
         lines.append(f"    {row.note}")
     lines.append("GFLOPs: backbone + pyramid on an 800x1200 image (padded to 800x1216), multiply-adds / 1024^3.")
     return "\n".join(lines)
+
+
+_register_presets()

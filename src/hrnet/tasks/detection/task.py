@@ -14,38 +14,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
-import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ...engine.config import StrictModel
 from ...engine.distributed import all_gather_object, broadcast_object, is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
-from ...io import atomic_write, write_json
+from ...io import write_json
+from ...media import expand_inputs, read_image, write_image
 from .data import (
     CategoryMap,
     CocoDetection,
     collate_detection,
     eval_transforms,
+    image_tensor,
     load_coco,
-    read_image,
     train_transforms,
 )
 from .evaluation import detections_to_coco, evaluate_coco, write_results
 from .inference import detect, draw_detections
 from .models import ARCHITECTURES, build_detector, split_detector_name
 
-__all__ = ["DetectionDataConfig", "DetectionTask", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+__all__ = ["DetectionDataConfig", "DetectionTask"]
 
 
-class DetectionDataConfig(BaseModel):
+class DetectionDataConfig(StrictModel):
     """``data:`` of a detection config: a COCO-format dataset under ``root`` and the input sizes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     root: Path
     train_ann: str = "annotations/instances_train2017.json"
@@ -104,7 +100,7 @@ class DetectionTask(Task):
         if not isinstance(backbone_overrides, dict):
             raise ConfigError("model.overrides.backbone must be a mapping of options, "
                               f"got {backbone_overrides!r}")
-        data = self.cfg.data
+        data = self.data
         try:
             model = build_detector(self.arch, self.backbone, self.num_classes, min_size=data.min_size,
                                    max_size=data.max_size, backbone_overrides=backbone_overrides, **options)
@@ -131,7 +127,7 @@ class DetectionTask(Task):
         return folder
 
     def build_dataset(self, split: str) -> CocoDetection:
-        data = self.cfg.data
+        data = self.data
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         train = split == "train"
@@ -165,24 +161,19 @@ class DetectionTask(Task):
         loss = sum(losses.values())
         return loss, {name: float(value.detach()) for name, value in losses.items()}
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader, out_dir: Path) -> dict[str, float]:
         """COCO bbox (and segm for Mask R-CNN) AP: each process detects its share of the val split, rank 0
         gathers them, writes ``detections_{bbox,segm}.json`` under ``out_dir`` and evaluates; every rank
         returns the metrics."""
         dataset: CocoDetection = loader.dataset
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         results: dict[str, list] = {"bbox": []}
         if ARCHITECTURES[self.arch].predicts_masks:
             results["segm"] = []
         for images, targets in loader:
-            outputs = model([image.to(device) for image in images])
+            outputs = model(list(images))
             batch = detections_to_coco(outputs, [t["image_id"] for t in targets], dataset.categories)
             for iou_type, entries in batch.items():
                 results[iou_type].extend(entries)
-        model.train(was_training)
         gathered = all_gather_object(results)
         metrics: dict[str, float] = {}
         if is_main_process():
@@ -198,7 +189,7 @@ class DetectionTask(Task):
 
     def annotation_file(self) -> Path | None:
         """The config's val (or else train) annotation file, when one exists."""
-        data = self.cfg.data
+        data = self.data
         return next((data.root / ann for ann in (data.val_ann, data.train_ann) if (data.root / ann).is_file()), None)
 
     def category_map(self) -> CategoryMap | None:
@@ -220,44 +211,19 @@ class DetectionTask(Task):
         if options:
             raise ConfigError(f"unknown predict option(s) {sorted(options)}; "
                               "known: score_threshold, batch_size")
-        paths = _image_files(inputs)
+        paths = expand_inputs(inputs)[0]
         names = self.category_names()
         out_dir = Path(out_dir)
         written, listing = [], []
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            images = [read_image(path) for path in chunk]
+            images = [image_tensor(read_image(path)) for path in chunk]
             for path, image, output in zip(chunk, images, detect(model, images), strict=True):
                 drawn = draw_detections(image, output, names, score_threshold)
-                target = out_dir / f"{path.stem}.png"
-                with atomic_write(target) as f:
-                    f.write(_png_bytes(drawn))
-                written.append(target)
+                written.append(write_image(out_dir / f"{path.stem}.png", drawn.permute(1, 2, 0).numpy()))
                 listing.append(_detections_record(path, output, names, score_threshold))
         write_json(out_dir / "detections.json", listing, indent=1)
         return [*written, out_dir / "detections.json"]
-
-
-def _image_files(inputs: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise DataError(f"input not found: {item}")
-    if not files:
-        raise DataError(f"no images found in {[str(p) for p in inputs]} "
-                        f"(looked for {', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def _png_bytes(image: Tensor) -> bytes:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image.permute(1, 2, 0).numpy(), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise DataError("cannot encode the drawn detections as PNG")
-    return encoded.tobytes()
 
 
 def _detections_record(path: Path, output: dict[str, Tensor], names: list[str] | None,

@@ -52,6 +52,9 @@ __all__ = [
 ]
 
 
+Point = Sequence[float]
+
+
 def _as_numpy(heatmaps: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(heatmaps, torch.Tensor):
         heatmaps = heatmaps.detach().float().cpu().numpy()
@@ -246,12 +249,8 @@ class HeatmapCodec(ABC):
     name: ClassVar[str]
     flip_shift: ClassVar[bool]
 
-    def __init__(
-        self,
-        input_size: Sequence[int] = (192, 256),
-        heatmap_size: Sequence[int] = (48, 64),
-        sigma: float = 2.0,
-    ) -> None:
+    def __init__(self, input_size: Sequence[int] = (192, 256), heatmap_size: Sequence[int] = (48, 64),
+                 sigma: float = 2.0) -> None:
         self.input_size = np.array(input_size)
         self.heatmap_size = np.array(heatmap_size)
         self.sigma = sigma
@@ -284,35 +283,64 @@ class HeatmapCodec(ABC):
         m = self.crop_matrix(center, scale, rot)
         return cv2.warpAffine(image, m, (int(self.input_size[0]), int(self.input_size[1])), flags=cv2.INTER_LINEAR)
 
-    def input_keypoints(
-        self,
-        joints: np.ndarray,
-        joints_vis: np.ndarray,
-        center: Sequence[float],
-        scale: Sequence[float],
-        rot: float = 0.0,
-    ) -> np.ndarray:
+    def input_keypoints(self, joints: np.ndarray, joints_vis: np.ndarray, center: Point, scale: Point,
+                        rot: float = 0.0) -> np.ndarray:
         """Image keypoints ``(K, >=2)`` -> input-crop keypoints; joints with visibility 0 are left as is."""
         out = np.array(joints, dtype=np.float64)
         vis = _visibility(joints_vis) > 0
         out[vis, 0:2] = affine_transform(out[vis, 0:2], self.crop_matrix(center, scale, rot))
         return out
 
-    @abstractmethod
     def encode(self, joints: np.ndarray, joints_vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Input-crop keypoints ``(K, >=2)`` + visibility -> ``(target (K, h, w), weight (K, 1))``, float32.
 
-        The weight is the visibility (0/1), set to 0 when the Gaussian lies entirely outside the heatmap.
+        The weight is the visibility (0/1), set to 0 when the ``3 sigma`` window around the codec's
+        :meth:`window_centers` lies entirely outside the heatmap; a visible joint's Gaussian is drawn by
+        :meth:`draw_target` (the official loop, shared by the codecs).
         """
+        k = len(joints)
+        hw, hh = int(self.heatmap_size[0]), int(self.heatmap_size[1])
+        weight = _visibility(joints_vis).reshape(k, 1).astype(np.float32)
+        target = np.zeros((k, hh, hw), dtype=np.float32)
+        tmp_size = self.sigma * 3
+        for j, (mu_x, mu_y) in enumerate(self.window_centers(joints)):
+            ul = [int(mu_x - tmp_size), int(mu_y - tmp_size)]
+            br = [int(mu_x + tmp_size + 1), int(mu_y + tmp_size + 1)]
+            if ul[0] >= hw or ul[1] >= hh or br[0] < 0 or br[1] < 0:
+                weight[j] = 0
+            elif weight[j] > 0.5:
+                self.draw_target(target[j], joints[j], (mu_x, mu_y), ul, br)
+        return target, weight
+
+    @property
+    def stride(self) -> np.ndarray:
+        """Input pixels per heatmap pixel, (x, y)."""
+        return self.input_size / self.heatmap_size
+
+    def window_centers(self, joints: np.ndarray) -> Sequence[tuple[float, float]]:
+        """Per joint, the heatmap location the target window is centred on: here the rounded heatmap
+        pixel ``int(x / stride + 0.5)`` (the official MSRA and UDP targets)."""
+        stride = self.stride
+        return [(int(x / stride[0] + 0.5), int(y / stride[1] + 0.5)) for x, y in np.asarray(joints)[:, :2]]
 
     @abstractmethod
+    def draw_target(self, heatmap: np.ndarray, joint: np.ndarray, mu: tuple[float, float], ul: list[int],
+                    br: list[int]) -> None:
+        """Draw one joint's Gaussian into its ``(h, w)`` heatmap, in place (window ``ul``..``br``)."""
+
     def decode_heatmap_coords(self, heatmaps: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Heatmaps ``(N, K, H, W)`` -> ``(coords in heatmap pixels (N, K, 2), maxvals (N, K, 1))``."""
+        """Heatmaps ``(N, K, H, W)`` -> ``(coords in heatmap pixels (N, K, 2), maxvals (N, K, 1))``: the
+        argmax (:func:`get_max_preds`) refined by the codec's :meth:`refine`."""
+        hm = _as_numpy(heatmaps)
+        coords, maxvals = get_max_preds(hm)
+        return self.refine(coords, hm), maxvals
 
     @abstractmethod
-    def heatmap_to_image(
-        self, coords: np.ndarray, center: Sequence[float], scale: Sequence[float], heatmap_size: Sequence[int]
-    ) -> np.ndarray:
+    def refine(self, coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+        """Sub-pixel refinement of the argmax ``coords`` ``(N, K, 2)`` on ``heatmaps``."""
+
+    @abstractmethod
+    def heatmap_to_image(self, coords: np.ndarray, center: Point, scale: Point, heatmap_size: Point) -> np.ndarray:
         """One instance's heatmap coordinates ``(K, 2)`` -> image coordinates ``(K, 2)``."""
 
     def decode(
@@ -342,47 +370,20 @@ class MSRAHeatmap(HeatmapCodec):
     name = "msra"
     flip_shift = True
 
-    def __init__(
-        self,
-        input_size: Sequence[int] = (192, 256),
-        heatmap_size: Sequence[int] = (48, 64),
-        sigma: float = 2.0,
-        post_process: bool = True,
-    ) -> None:
+    def __init__(self, input_size: Sequence[int] = (192, 256), heatmap_size: Sequence[int] = (48, 64),
+                 sigma: float = 2.0, post_process: bool = True) -> None:
         super().__init__(input_size, heatmap_size, sigma)
         self.post_process = post_process
 
-    def encode(self, joints: np.ndarray, joints_vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = len(joints)
-        hw, hh = int(self.heatmap_size[0]), int(self.heatmap_size[1])
-        weight = _visibility(joints_vis).reshape(k, 1).astype(np.float32)
-        target = np.zeros((k, hh, hw), dtype=np.float32)
-        tmp_size = self.sigma * 3
-        stride = self.input_size / self.heatmap_size
-        size = 2 * tmp_size + 1
-        g = _gaussian_patch(size, size // 2, size // 2, self.sigma)
-        for j in range(k):
-            mu_x = int(joints[j][0] / stride[0] + 0.5)
-            mu_y = int(joints[j][1] / stride[1] + 0.5)
-            ul = [int(mu_x - tmp_size), int(mu_y - tmp_size)]
-            br = [int(mu_x + tmp_size + 1), int(mu_y + tmp_size + 1)]
-            if ul[0] >= hw or ul[1] >= hh or br[0] < 0 or br[1] < 0:
-                weight[j] = 0
-                continue
-            if weight[j] > 0.5:
-                _paste_window(target[j], g, ul, br)
-        return target, weight
+    def draw_target(self, heatmap: np.ndarray, joint: np.ndarray, mu: tuple[float, float], ul: list[int],
+                    br: list[int]) -> None:
+        size = 2 * self.sigma * 3 + 1
+        _paste_window(heatmap, _gaussian_patch(size, size // 2, size // 2, self.sigma), ul, br)
 
-    def decode_heatmap_coords(self, heatmaps: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        hm = _as_numpy(heatmaps)
-        coords, maxvals = get_max_preds(hm)
-        if self.post_process:
-            coords = quarter_offset_refine(coords, hm)
-        return coords, maxvals
+    def refine(self, coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+        return quarter_offset_refine(coords, heatmaps) if self.post_process else coords
 
-    def heatmap_to_image(
-        self, coords: np.ndarray, center: Sequence[float], scale: Sequence[float], heatmap_size: Sequence[int]
-    ) -> np.ndarray:
+    def heatmap_to_image(self, coords: np.ndarray, center: Point, scale: Point, heatmap_size: Point) -> np.ndarray:
         return transform_preds(coords, center, scale, heatmap_size)[..., :2]
 
 
@@ -418,13 +419,8 @@ class DARKHeatmap(MSRAHeatmap):
     name = "dark"
     flip_shift = False
 
-    def __init__(
-        self,
-        input_size: Sequence[int] = (192, 256),
-        heatmap_size: Sequence[int] = (48, 64),
-        sigma: float = 2.0,
-        blur_kernel: int = 11,
-    ) -> None:
+    def __init__(self, input_size: Sequence[int] = (192, 256), heatmap_size: Sequence[int] = (48, 64),
+                 sigma: float = 2.0, blur_kernel: int = 11) -> None:
         super().__init__(input_size, heatmap_size, sigma, post_process=True)
         self.blur_kernel = blur_kernel
 
@@ -446,33 +442,22 @@ class DARKHeatmap(MSRAHeatmap):
             self.heatmap_size - 1.0
         ) / 2
 
-    def encode(self, joints: np.ndarray, joints_vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = len(joints)
-        hw, hh = int(self.heatmap_size[0]), int(self.heatmap_size[1])
-        weight = _visibility(joints_vis).reshape(k, 1).astype(np.float32)
-        target = np.zeros((k, hh, hw), dtype=np.float32)
-        tmp_size = self.sigma * 3
-        mu = self.heatmap_keypoints(joints)
+    def window_centers(self, joints: np.ndarray) -> Sequence[tuple[float, float]]:
+        """The exact heatmap location (:meth:`heatmap_keypoints`): the peak sits on it."""
+        return [(float(x), float(y)) for x, y in self.heatmap_keypoints(joints)]
+
+    def draw_target(self, heatmap: np.ndarray, joint: np.ndarray, mu: tuple[float, float], ul: list[int],
+                    br: list[int]) -> None:
+        """The Gaussian evaluated over the whole heatmap (DarkPose's unbiased target)."""
+        hh, hw = heatmap.shape
         x = np.arange(0, hw, 1, np.float32)
         y = np.arange(0, hh, 1, np.float32)[:, np.newaxis]
-        for j in range(k):
-            mu_x, mu_y = mu[j]
-            ul = [int(mu_x - tmp_size), int(mu_y - tmp_size)]
-            br = [int(mu_x + tmp_size + 1), int(mu_y + tmp_size + 1)]
-            if ul[0] >= hw or ul[1] >= hh or br[0] < 0 or br[1] < 0:
-                weight[j] = 0
-            if weight[j] > 0.5:
-                target[j] = np.exp(-((x - mu_x) ** 2 + (y - mu_y) ** 2) / (2 * self.sigma**2))
-        return target, weight
+        heatmap[:] = np.exp(-((x - mu[0]) ** 2 + (y - mu[1]) ** 2) / (2 * self.sigma**2))
 
-    def decode_heatmap_coords(self, heatmaps: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        hm = _as_numpy(heatmaps)
-        coords, maxvals = get_max_preds(hm)
-        return dark_refine(coords, hm, self.blur_kernel), maxvals
+    def refine(self, coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+        return dark_refine(coords, heatmaps, self.blur_kernel)
 
-    def heatmap_to_image(
-        self, coords: np.ndarray, center: Sequence[float], scale: Sequence[float], heatmap_size: Sequence[int]
-    ) -> np.ndarray:
+    def heatmap_to_image(self, coords: np.ndarray, center: Point, scale: Point, heatmap_size: Point) -> np.ndarray:
         """DarkPose ``transform_preds``: the inverse :func:`dark_affine_transform` to ``heatmap_size``."""
         return affine_transform(coords[..., 0:2], dark_affine_transform(center, scale, 0, heatmap_size, inv=True))
 
@@ -491,13 +476,8 @@ class UDPHeatmap(HeatmapCodec):
     name = "udp"
     flip_shift = False
 
-    def __init__(
-        self,
-        input_size: Sequence[int] = (192, 256),
-        heatmap_size: Sequence[int] = (48, 64),
-        sigma: float = 2.0,
-        blur_kernel: int = 7,
-    ) -> None:
+    def __init__(self, input_size: Sequence[int] = (192, 256), heatmap_size: Sequence[int] = (48, 64),
+                 sigma: float = 2.0, blur_kernel: int = 7) -> None:
         super().__init__(input_size, heatmap_size, sigma)
         self.blur_kernel = blur_kernel
 
@@ -525,14 +505,8 @@ class UDPHeatmap(HeatmapCodec):
             flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
         )
 
-    def input_keypoints(
-        self,
-        joints: np.ndarray,
-        joints_vis: np.ndarray,
-        center: Sequence[float],
-        scale: Sequence[float],
-        rot: float = 0.0,
-    ) -> np.ndarray:
+    def input_keypoints(self, joints: np.ndarray, joints_vis: np.ndarray, center: Point, scale: Point,
+                        rot: float = 0.0) -> np.ndarray:
         """UDP ``rotate_points`` (no clipping); applied to every joint, as upstream."""
         out = np.array(joints, dtype=np.float64)
         size_target = np.asarray(scale) * PIXEL_STD
@@ -545,37 +519,22 @@ class UDPHeatmap(HeatmapCodec):
         out[:, 1] = (-sn * x + cs * y + size_target[1] * 0.5) * sy
         return out
 
-    def encode(self, joints: np.ndarray, joints_vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = len(joints)
-        hw, hh = int(self.heatmap_size[0]), int(self.heatmap_size[1])
-        weight = _visibility(joints_vis).reshape(k, 1).astype(np.float32)
-        target = np.zeros((k, hh, hw), dtype=np.float32)
-        tmp_size = self.sigma * 3
-        stride = (self.input_size - 1.0) / (self.heatmap_size - 1.0)
-        size = 2 * tmp_size + 1
-        for j in range(k):
-            mu_x = int(joints[j][0] / stride[0] + 0.5)
-            mu_y = int(joints[j][1] / stride[1] + 0.5)
-            ul = [int(mu_x - tmp_size), int(mu_y - tmp_size)]
-            br = [int(mu_x + tmp_size + 1), int(mu_y + tmp_size + 1)]
-            if ul[0] >= hw or ul[1] >= hh or br[0] < 0 or br[1] < 0:
-                weight[j] = 0
-                continue
-            x0 = size // 2 + joints[j][0] / stride[0] - mu_x
-            y0 = size // 2 + joints[j][1] / stride[1] - mu_y
-            g = _gaussian_patch(size, x0, y0, self.sigma)
-            if weight[j] > 0.5:
-                _paste_window(target[j], g, ul, br)
-        return target, weight
+    @property
+    def stride(self) -> np.ndarray:
+        """Input pixel centres per heatmap pixel centre, (x, y): ``(input - 1) / (heatmap - 1)``."""
+        return (self.input_size - 1.0) / (self.heatmap_size - 1.0)
 
-    def decode_heatmap_coords(self, heatmaps: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        hm = _as_numpy(heatmaps)
-        coords, maxvals = get_max_preds(hm)
-        return udp_refine(coords, hm, self.blur_kernel), maxvals
+    def draw_target(self, heatmap: np.ndarray, joint: np.ndarray, mu: tuple[float, float], ul: list[int],
+                    br: list[int]) -> None:
+        size, stride = 2 * self.sigma * 3 + 1, self.stride
+        x0 = size // 2 + joint[0] / stride[0] - mu[0]
+        y0 = size // 2 + joint[1] / stride[1] - mu[1]
+        _paste_window(heatmap, _gaussian_patch(size, x0, y0, self.sigma), ul, br)
 
-    def heatmap_to_image(
-        self, coords: np.ndarray, center: Sequence[float], scale: Sequence[float], heatmap_size: Sequence[int]
-    ) -> np.ndarray:
+    def refine(self, coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+        return udp_refine(coords, heatmaps, self.blur_kernel)
+
+    def heatmap_to_image(self, coords: np.ndarray, center: Point, scale: Point, heatmap_size: Point) -> np.ndarray:
         """UDP ``transform_preds``: ``x = u * S / (heatmap_w - 1) + c_x - S / 2`` (likewise y)."""
         s = np.asarray(scale) * PIXEL_STD
         out = np.zeros(np.shape(coords)[:-1] + (2,))

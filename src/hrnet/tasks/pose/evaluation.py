@@ -1,4 +1,7 @@
-"""Keypoint metrics: COCO results JSON + pycocotools OKS AP/AR, and MPII PCKh.
+"""Keypoint metrics (COCO OKS AP/AR, MPII PCKh, the training accuracy) and :class:`PoseEvaluator`.
+
+* :func:`accuracy` is the official training metric (``lib/core/evaluate.py``): PCK@0.5 of the heatmap
+  maxima against the target's, per joint, averaged over the joints that have a target, and their count.
 
 * :func:`coco_keypoint_results` turns post-processed instances into COCO result records (official
   ``_coco_keypoint_results_one_category_kernel``); :func:`write_results` writes them atomically.
@@ -23,11 +26,18 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from torch import Tensor
 
+from ...engine.distributed import all_gather_object, is_main_process
 from ...errors import DataError
 from ...io import write_json
+from .codecs import get_max_preds
+from .postprocess import PoseDecoder
 
 __all__ = [
+    "accuracy",
+    "PoseEvaluator",
+    "GT_BOX_WARNING",
     "COCO_STAT_NAMES",
     "coco_keypoint_results",
     "write_results",
@@ -40,6 +50,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: logged whenever keypoints are evaluated on ground-truth person boxes
+GT_BOX_WARNING = (
+    "EVALUATING ON GROUND-TRUTH PERSON BOXES: keypoint AP is higher than with detected boxes (the paper's "
+    "protocol, e.g. 76.5 instead of 74.4 for W32 256x192); do not compare it with published numbers."
+)
 
 #: names of ``COCOeval.stats`` for keypoints, in order
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
@@ -208,3 +224,130 @@ def load_mpii_gt_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
         "visible": (1 - missing).T.astype(np.float64),
         "head_sizes": np.linalg.norm(boxes[1] - boxes[0], axis=0).astype(np.float64),
     }
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def accuracy(output: np.ndarray | Tensor, target: np.ndarray | Tensor, thr: float = 0.5
+             ) -> tuple[np.ndarray, float, int, np.ndarray]:
+    """The official training accuracy (``lib/core/evaluate.py``, ``hm_type='gaussian'``).
+
+    The maxima of predicted and target heatmaps ``(N, K, h, w)`` are compared after dividing both by
+    ``(h / 10, w / 10)`` -- x by h/10 and y by w/10, as upstream does. A joint counts where its target
+    maximum lies at x > 1 and y > 1 (others, e.g. empty targets, are ignored); its accuracy is the share of
+    counted samples within ``thr``. Returns ``(acc, avg_acc, cnt, pred)``: ``acc[0]`` the average over the
+    ``cnt`` joints with a counted sample (0 when none), ``acc[1:]`` per joint (-1 for a joint never
+    counted), and the predicted maxima ``(N, K, 2)`` in heatmap pixels.
+    """
+    pred, _ = get_max_preds(output)
+    truth, _ = get_max_preds(target)
+    h, w = output.shape[2:]
+    norm = np.array([h, w], dtype=np.float64) / 10
+    pred32, truth32 = pred.astype(np.float32), truth.astype(np.float32)
+    dists = np.linalg.norm(pred32 / norm - truth32 / norm, axis=-1).T  # (K, N)
+    counted = ((truth32[..., 0] > 1) & (truth32[..., 1] > 1)).T
+    per_joint = np.full(dists.shape[0], -1.0)
+    has = counted.any(axis=1)
+    per_joint[has] = [(d[c] < thr).sum() / c.sum() for d, c in zip(dists[has], counted[has], strict=True)]
+    cnt = int(has.sum())
+    avg_acc = float(per_joint[has].mean()) if cnt else 0.0
+    return np.concatenate([[avg_acc if cnt else 0.0], per_joint]), avg_acc, cnt, pred
+
+
+# ----------------------------------------------------------------------------------------- evaluator
+
+
+class PoseEvaluator:
+    """Keypoint evaluation in detectron2's evaluator shape: :meth:`reset`, :meth:`process` each batch's
+    heatmaps, then :meth:`evaluate` (gathers every process's instances; rank 0 writes the files).
+
+    Decoding, rescoring and NMS are the :class:`~hrnet.tasks.pose.postprocess.PoseDecoder` prediction uses.
+    COCO-format sets give the ten COCO numbers (results written with the dataset's ``category_id``); MPII
+    gives PCKh, with the official ``gt_valid.mat`` head boxes (``mpii_gt``) or a documented fallback.
+    """
+
+    def __init__(self, dataset: Any, decoder: PoseDecoder, out_dir: str | os.PathLike, *,
+                 mpii: bool = False, mpii_gt: Path | None = None) -> None:
+        self.dataset = dataset
+        self.decoder = decoder
+        self.out_dir = Path(out_dir)
+        self.mpii = mpii
+        self.mpii_gt = mpii_gt
+        self.reset()
+
+    def reset(self) -> None:
+        self._instances: list[dict[str, Any]] = []
+
+    def process(self, batch: dict[str, Any], heatmaps: Tensor) -> None:
+        """Decode one batch of crops (``center``, ``scale``, ``score``, ``index`` of the dataset items)."""
+        index = [int(i) for i in batch["index"]]
+        image_ids = [self.dataset.instances[i].image_id for i in index]
+        instances = self.decoder.decode(heatmaps, _numpy(batch["center"]), _numpy(batch["scale"]),
+                                        [float(v) for v in batch["score"]], image_ids)
+        for i, inst in zip(index, instances, strict=True):
+            inst["index"] = i
+        self._instances.extend(instances)
+
+    def evaluate(self) -> dict[str, float]:
+        seen: dict[int, dict[str, Any]] = {}
+        for part in all_gather_object(self._instances):
+            for inst in part:
+                seen.setdefault(inst["index"], inst)  # a distributed sampler may repeat samples
+        instances = [seen[i] for i in sorted(seen)]
+        return self._evaluate_mpii(instances) if self.mpii else self._evaluate_coco(instances)
+
+    def _evaluate_coco(self, instances: list[dict[str, Any]]) -> dict[str, float]:
+        kept = self.decoder.select(instances)
+        results = coco_keypoint_results(kept, category_id=self.dataset.coco.getCatIds()[0])
+        if is_main_process():
+            write_results(self.out_dir / "keypoints_val_results.json", results)
+        sigmas = self.decoder.sigmas
+        metrics = evaluate_coco_keypoints(self.dataset.coco, results, sigmas=sigmas, verbose=is_main_process())
+        report = self.dataset.report
+        gt_boxes = bool(report and report.gt_boxes)
+        if gt_boxes:
+            logger.warning(GT_BOX_WARNING)
+        if is_main_process():
+            write_json(self.out_dir / "keypoints_val_summary.json", {
+                "metrics": metrics,
+                "boxes": "ground truth" if gt_boxes else "detections",
+                "warning": GT_BOX_WARNING if gt_boxes else None,
+                "num_instances": len(instances),
+                "num_results": len(results),
+                "skipped_missing_images": report.missing_images if report else 0,
+            }, indent=2)
+        return {**metrics, "gt_boxes": float(gt_boxes)}
+
+    def _evaluate_mpii(self, instances: list[dict[str, Any]]) -> dict[str, float]:
+        insts = [self.dataset.instances[x["index"]] for x in instances]
+        preds = np.stack([x["keypoints"][:, :2] for x in instances]).astype(np.float64) if instances else \
+            np.zeros((0, 16, 2))
+        if self.mpii_gt is not None:
+            gt = load_mpii_gt_mat(self.mpii_gt)
+            ids = np.array([x.image_id for x in insts])
+            if len(gt["gt"]) <= ids.max(initial=-1):
+                raise DataError(f"{self.mpii_gt} has {len(gt['gt'])} people but the annotation file has at "
+                                f"least {ids.max() + 1}")
+            truth, visible, heads = gt["gt"][ids], gt["visible"][ids], gt["head_sizes"][ids]
+            preds = preds + 1.0  # the .mat file is in MATLAB 1-based pixels
+            protocol = "official (gt_valid.mat head boxes)"
+        else:
+            truth = np.stack([x.joints for x in insts]) if insts else np.zeros((0, 16, 2))
+            visible = np.stack([x.joints_vis for x in insts]) if insts else np.zeros((0, 16))
+            heads = head_sizes_from_joints(truth, visible)
+            keep = ~np.isnan(heads)
+            truth, visible, heads, preds = truth[keep], visible[keep], heads[keep], preds[keep]
+            protocol = "fallback head size sqrt(2) x |head_top - upper_neck| (no gt_valid.mat given)"
+            logger.warning("MPII PCKh with a %s; the official protocol needs data.mpii_gt_file", protocol)
+        metrics = mpii_pckh(preds, truth, visible, heads)
+        if is_main_process():
+            write_json(self.out_dir / "mpii_val_predictions.json",
+                       {"image_ids": [x.image_id for x in insts], "preds": preds.tolist()})
+            write_json(self.out_dir / "mpii_val_summary.json", {"metrics": metrics, "protocol": protocol}, indent=2)
+            logger.info("MPII PCKh@0.5 (%s): %s", protocol, {k: round(v, 2) for k, v in metrics.items()})
+        return {**metrics, "PCKh": metrics["Mean"]}
+
+
+def _numpy(value: Any) -> np.ndarray:
+    return value.cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)

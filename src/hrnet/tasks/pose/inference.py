@@ -3,14 +3,15 @@
 :class:`TopDownPredictor` runs a pose model on any number of images at once; every person box of every
 image goes into the same batches. Boxes come from the caller (e.g. :func:`load_boxes` on a detection
 results JSON, or a detector callable), or default to the whole image. The test-time recipe is the one of
-evaluation: flip test, codec decoding, rescoring and OKS-NMS. :func:`predict_video` does the same frame by
+evaluation (the same :class:`~hrnet.tasks.pose.postprocess.PoseDecoder`): flip test, codec decoding,
+rescoring and (soft) OKS-NMS. :func:`predict_video` does the same frame by
 frame for a video file or a webcam and writes an MP4 with the poses drawn.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,10 @@ from torch import Tensor, nn
 
 from ...errors import DataError
 from ...io import read_structured
+from ...media import read_frames, read_image, video_fps
 from .codecs import HeatmapCodec
-from .datasets import read_image
 from .meta import KeypointMeta
-from .postprocess import flip_test_merge, oks_nms, rescore
+from .postprocess import PoseDecoder, flip_test_merge
 from .transforms import to_input_tensor
 from .visualize import draw_poses
 
@@ -62,8 +63,9 @@ class TopDownPredictor:
 
     ``predictor(images, boxes)`` takes RGB uint8 images and, per image, an ``(N, 4)`` array of xywh person
     boxes (``None``: the whole image) with optional scores, and returns per image a list of instances:
-    ``keypoints`` ``(K, 3)`` (x, y, confidence in image pixels), ``box``, ``box_score`` and ``score``
-    (rescored as in evaluation). With ``nms`` the instances of an image go through OKS-NMS.
+    ``keypoints`` ``(K, 3)`` (x, y, confidence in image pixels), ``box``, ``box_score`` and ``score``.
+    Decoding, rescoring and (soft, with ``soft_nms``) OKS-NMS per image (skipped with ``nms=False``) are
+    evaluation's own :class:`~hrnet.tasks.pose.postprocess.PoseDecoder`, so both give the same poses.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class TopDownPredictor:
         batch_size: int = 32,
         in_vis_thre: float = 0.2,
         oks_thre: float = 0.9,
+        soft_nms: bool = False,
         nms: bool = True,
         padding: float = 1.25,
     ) -> None:
@@ -86,9 +89,7 @@ class TopDownPredictor:
         self.flip_test = flip_test
         self.flip_shift = codec.flip_shift if flip_shift is None else flip_shift
         self.batch_size = batch_size
-        self.in_vis_thre = in_vis_thre
-        self.oks_thre = oks_thre
-        self.nms = nms
+        self.decoder = PoseDecoder(codec, meta.sigmas, in_vis_thre, oks_thre, soft_nms, nms)
         self.padding = padding
 
     @property
@@ -112,21 +113,15 @@ class TopDownPredictor:
             if len(s) != len(b):
                 raise ValueError(f"image {i}: {len(b)} boxes but {len(s)} scores")
             jobs.extend((i, box, float(score)) for box, score in zip(b, s, strict=True))
-        results: list[list[dict[str, Any]]] = [[] for _ in images]
+        instances = []
         for start in range(0, len(jobs), self.batch_size):
-            chunk = jobs[start : start + self.batch_size]
-            for (i, box, score), kpts in zip(chunk, self._keypoints(images, chunk), strict=True):
-                results[i].append(
-                    {
-                        "keypoints": kpts,
-                        "box": [float(v) for v in box],
-                        "box_score": score,
-                        "score": float(rescore(kpts, score, self.in_vis_thre)),
-                    }
-                )
-        return [self._suppress(r) for r in results]
+            instances.extend(self._instances(images, jobs[start : start + self.batch_size]))
+        results: list[list[dict[str, Any]]] = [[] for _ in images]
+        for inst in self.decoder.select(instances):
+            results[inst["image_id"]].append(inst)
+        return results
 
-    def _keypoints(self, images: Sequence[np.ndarray], chunk: list[tuple[int, np.ndarray, float]]) -> np.ndarray:
+    def _instances(self, images: Sequence[np.ndarray], chunk: list[tuple[int, np.ndarray, float]]) -> list[dict]:
         centers, scales, crops = [], [], []
         for i, box, _ in chunk:
             c, s = self.codec.box_to_center_scale(box, self.padding)
@@ -135,19 +130,11 @@ class TopDownPredictor:
             crops.append(to_input_tensor(self.codec.warp(images[i], c, s)))
         batch = torch.stack(crops).to(self.device)
         heatmaps = infer_heatmaps(self.model, batch, self.meta.flip_pairs, self.flip_test, self.flip_shift)
-        preds, maxvals = self.codec.decode(heatmaps, np.stack(centers), np.stack(scales))
-        return np.concatenate([preds, maxvals], axis=2).astype(np.float64)
-
-    def _area(self, box: Sequence[float]) -> float:
-        """The official NMS area of a box: ``prod(scale * 200)`` of its center/scale."""
-        _, scale = self.codec.box_to_center_scale(box, self.padding)
-        return float(np.prod(scale.astype(np.float64) * 200))
-
-    def _suppress(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not self.nms or len(instances) < 2:
-            return instances
-        db = [{"keypoints": x["keypoints"], "score": x["score"], "area": self._area(x["box"])} for x in instances]
-        return [instances[k] for k in oks_nms(db, self.oks_thre, self.meta.sigmas)]
+        instances = self.decoder.decode(heatmaps, np.stack(centers), np.stack(scales), [s for _, _, s in chunk],
+                                        [i for i, _, _ in chunk])
+        for inst, (_, box, score) in zip(instances, chunk, strict=True):
+            inst.update(box=[float(v) for v in box], box_score=score)
+        return instances
 
 
 def _whole_image_box(image: np.ndarray) -> np.ndarray:
@@ -155,9 +142,10 @@ def _whole_image_box(image: np.ndarray) -> np.ndarray:
     return np.array([[0.0, 0.0, float(w), float(h)]])
 
 
-def load_boxes(path: str | os.PathLike) -> dict[str, list[tuple[list[float], float]]]:
+def load_boxes(path: str | os.PathLike, category_id: int = 1) -> dict[str, list[tuple[list[float], float]]]:
     """Person boxes from a JSON list of ``{"image" | "file_name" | "image_id": ..., "bbox": [x, y, w, h],
-    "score": s}`` (a COCO detection results file works as is; ``category_id`` other than 1 is skipped).
+    "score": s}`` (a COCO detection results file works as is; boxes of a ``category_id`` other than
+    ``category_id``, the keypoint dataset's, are skipped).
 
     Returns ``{key: [(bbox, score), ...]}`` keyed by the given file name or ``str(image_id)``; see
     :func:`boxes_for_image`.
@@ -172,7 +160,7 @@ def load_boxes(path: str | os.PathLike) -> dict[str, list[tuple[list[float], flo
         bbox = e.get("bbox") if isinstance(e, dict) else None
         if key is None or bbox is None or len(bbox) != 4:
             raise DataError(f"box file {str(path)!r}: entry {i} needs 'image' (or 'image_id') and a 4-value 'bbox'")
-        if e.get("category_id", 1) != 1:
+        if e.get("category_id", category_id) != category_id:
             continue
         boxes.setdefault(str(key), []).append(([float(v) for v in bbox], float(e.get("score", 1.0))))
     return boxes
@@ -196,9 +184,10 @@ def boxes_for_image(
     )
 
 
-def detected_box_records(detector: Detector, image_paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+def detected_box_records(detector: Detector, image_paths: Sequence[str | os.PathLike],
+                         category_id: int = 1) -> list[dict[str, Any]]:
     """The persons ``detector`` finds in each image as :func:`load_boxes` entries (``image`` = file name,
-    ``bbox`` xywh, ``score``, ``category_id`` 1: a COCO detection results file), so that a detector's boxes
+    ``bbox`` xywh, ``score``, ``category_id``: a COCO detection results file), so that a detector's boxes
     can be saved, inspected and fed to pose prediction like any box file. File names must be unique."""
     paths = [Path(p) for p in image_paths]
     names = [p.name for p in paths]
@@ -209,24 +198,11 @@ def detected_box_records(detector: Detector, image_paths: Sequence[str | os.Path
     for path in paths:
         boxes, scores = detector(read_image(path))
         records.extend(
-            {"image": path.name, "bbox": [float(v) for v in box], "score": float(score), "category_id": 1}
+            {"image": path.name, "bbox": [float(v) for v in box], "score": float(score),
+             "category_id": category_id}
             for box, score in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1), strict=True)
         )
     return records
-
-
-def _frames(source: str | int) -> Iterator[np.ndarray]:
-    capture = cv2.VideoCapture(source)
-    if not capture.isOpened():
-        raise DataError(f"cannot open video source {source!r}")
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
 
 
 def predict_video(
@@ -240,17 +216,14 @@ def predict_video(
 ) -> list[list[dict[str, Any]]]:
     """Pose of every frame of a video file or webcam (an int device index) with the poses drawn into an MP4
     at ``out_path``; persons come from ``detector`` or the whole frame. Returns the per-frame instances."""
-    if fps is None:
-        probe = cv2.VideoCapture(str(source) if not isinstance(source, int) else source)
-        fps = probe.get(cv2.CAP_PROP_FPS) or 25.0
-        probe.release()
+    fps = video_fps(source) if fps is None else fps
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
     writer = None
     per_frame: list[list[dict[str, Any]]] = []
     try:
-        for n, frame in enumerate(_frames(source if isinstance(source, int) else str(source))):
+        for n, frame in enumerate(read_frames(source)):
             if max_frames is not None and n >= max_frames:
                 break
             boxes, scores = detector(frame) if detector is not None else (None, None)

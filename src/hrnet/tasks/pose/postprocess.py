@@ -1,4 +1,5 @@
-"""Test-time post-processing of the official pose code: flip test, rescoring, OKS-NMS, soft OKS-NMS.
+"""Test-time post-processing of the official pose code: flip test, rescoring, OKS-NMS, soft OKS-NMS, and
+:class:`PoseDecoder`, the one decode -> rescore -> NMS step that evaluation and prediction share.
 
 Instances are plain dicts, as in the official ``COCODataset.evaluate``: ``keypoints`` ``(K, 3)`` array of
 (x, y, confidence) in image pixels, ``score`` (the box score, replaced by the rescored value), ``area``
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from .codecs import HeatmapCodec
 from .meta import COCO_META
 from .transforms import flip_back
 
@@ -26,6 +29,7 @@ __all__ = [
     "soft_oks_nms",
     "rescore_and_nms",
     "make_instances",
+    "PoseDecoder",
 ]
 
 #: the COCO keypoint OKS sigmas (``cocoeval``), the default of :func:`oks_iou`
@@ -201,3 +205,36 @@ def make_instances(
             }
         )
     return out
+
+
+@dataclass(frozen=True)
+class PoseDecoder:
+    """The test-time step shared by evaluation and prediction, so both give the same poses for the same
+    crops: heatmaps -> keypoints in the image (the codec's decoding) -> instance dicts
+    (:func:`make_instances`) -> per image, the official rescoring and OKS-NMS (soft with ``soft_nms``;
+    none with ``nms=False``), with the ``eval:`` settings ``in_vis_thre``, ``oks_thre``, ``soft_nms``."""
+
+    codec: HeatmapCodec
+    sigmas: Sequence[float] | None = None
+    in_vis_thre: float = 0.2
+    oks_thre: float = 0.9
+    soft_nms: bool = False
+    nms: bool = True
+
+    def decode(
+        self,
+        heatmaps: torch.Tensor | np.ndarray,
+        centers: np.ndarray,
+        scales: np.ndarray,
+        box_scores: Sequence[float],
+        image_ids: Sequence[Any],
+    ) -> list[dict[str, Any]]:
+        """One instance per heatmap stack, its keypoints in image pixels and its box score."""
+        preds, maxvals = self.codec.decode(heatmaps, np.asarray(centers), np.asarray(scales))
+        return make_instances(preds, maxvals, centers, scales, box_scores, image_ids)
+
+    def select(self, instances: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The instances kept, rescored, image by image (see :func:`rescore_and_nms`)."""
+        if self.nms:
+            return rescore_and_nms(instances, self.in_vis_thre, self.oks_thre, self.soft_nms, self.sigmas)
+        return [{**x, "score": float(rescore(x["keypoints"], x["score"], self.in_vis_thre))} for x in instances]

@@ -1,177 +1,41 @@
-"""The pose task for the engine: config sections, datasets, loss, and COCO/MPII evaluation.
+"""The pose task for the engine: datasets, loss and training accuracy, evaluation, prediction.
 
-A pose config has the engine's sections plus three of its own::
-
-    task: pose
-    model: {name: pose_hrnet_w32}
-    data:                      # PoseDataConfig
-      root: data/coco
-      codec: {name: msra, sigma: 2}
-      input_size: [192, 256]   # (w, h)
-      val_boxes: detections    # the paper's protocol; 'gt' inflates AP and is reported as such
-    loss: {name: mse}          # PoseLossConfig
-    eval: {flip_test: true}    # PoseEvalConfig
+Its config sections are in :mod:`~hrnet.tasks.pose.config`; evaluation is a
+:class:`~hrnet.tasks.pose.evaluation.PoseEvaluator` and prediction a
+:class:`~hrnet.tasks.pose.inference.TopDownPredictor`, which share one decode -> rescore -> NMS step
+(:class:`~hrnet.tasks.pose.postprocess.PoseDecoder`) built from the ``eval:`` section.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import cv2
 import numpy as np
-from pydantic import Field, model_validator
+import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ...engine.config import EvalConfig, StrictModel
-from ...engine.distributed import all_gather_object, is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError, did_you_mean
-from ...io import atomic_write, write_json
+from ...io import read_structured, write_json
+from ...media import expand_inputs, read_image, video_source, write_image
 from .codecs import HeatmapCodec, build_codec
-from .datasets import LoadReport, TopDownDataset, load_coco_instances, load_mpii_instances, read_image
-from .evaluation import (
-    coco_keypoint_results,
-    evaluate_coco_keypoints,
-    head_sizes_from_joints,
-    load_mpii_gt_mat,
-    mpii_pckh,
-    write_results,
-)
+from .config import AugmentSection, CodecConfig, PoseDataConfig, PoseEvalConfig, PoseLossConfig
+from .data import TopDownDataset, load_coco_instances, load_mpii_instances
+from .evaluation import GT_BOX_WARNING, PoseEvaluator, accuracy
 from .inference import TopDownPredictor, boxes_for_image, infer_heatmaps, load_boxes, predict_video
 from .loss import build_loss
 from .meta import KeypointMeta, resolve_meta
-from .postprocess import make_instances, rescore_and_nms
-from .transforms import AugmentConfig
+from .postprocess import PoseDecoder
 from .visualize import draw_poses
 
-__all__ = ["CodecConfig", "AugmentSection", "PoseDataConfig", "PoseEvalConfig", "PoseLossConfig", "PoseTask"]
+__all__ = ["CodecConfig", "AugmentSection", "PoseDataConfig", "PoseEvalConfig", "PoseLossConfig", "PoseTask",
+           "GT_BOX_WARNING"]
 
 logger = logging.getLogger(__name__)
-
-GT_BOX_WARNING = (
-    "EVALUATING ON GROUND-TRUTH PERSON BOXES: keypoint AP is higher than with detected boxes (the paper's "
-    "protocol, e.g. 76.5 instead of 74.4 for W32 256x192); do not compare it with published numbers."
-)
-
-_DEFAULT_PATHS = {
-    "coco": {
-        "train_ann": "annotations/person_keypoints_train2017.json",
-        "train_images": "train2017",
-        "val_ann": "annotations/person_keypoints_val2017.json",
-        "val_images": "val2017",
-        "detection_file": "person_detection_results/COCO_val2017_detections_AP_H_56_person.json",
-    },
-    "mpii": {
-        "train_ann": "annot/train.json",
-        "train_images": "images",
-        "val_ann": "annot/valid.json",
-        "val_images": "images",
-        "detection_file": None,
-    },
-}
-
-
-class CodecConfig(StrictModel):
-    """Which heatmap codec encodes targets and decodes predictions (``hrnet.tasks.pose.codecs``)."""
-
-    name: Literal["msra", "dark", "udp"] = "msra"
-    #: Gaussian sigma in heatmap pixels: 2 at 256x192, 3 at 384x288 in the official configs
-    sigma: float = Field(2.0, gt=0)
-    #: DARK/UDP decoding blur (None: 11 for DARK, 7 for UDP, as their official code)
-    blur_kernel: int | None = Field(None, ge=1)
-    #: MSRA quarter-pixel offset at decoding (official ``TEST.POST_PROCESS``)
-    post_process: bool = True
-
-    @model_validator(mode="after")
-    def _odd_kernel(self) -> CodecConfig:
-        if self.blur_kernel is not None and self.blur_kernel % 2 == 0:
-            raise ValueError(f"blur_kernel must be odd, got {self.blur_kernel}")
-        return self
-
-
-class AugmentSection(StrictModel):
-    """Training augmentation (official COCO values; MPII: scale 0.25, rotation 30, half body off)."""
-
-    scale_factor: float = Field(0.35, ge=0, lt=1)
-    #: std of the rotation in degrees; the official code clips at twice this (+/-90 deg for 45)
-    rotation_factor: float = Field(45.0, ge=0)
-    rot_prob: float = Field(0.6, ge=0, le=1)
-    flip: bool = True
-    flip_prob: float = Field(0.5, ge=0, le=1)
-    half_body_prob: float = Field(0.3, ge=0, le=1)
-    half_body_min_joints: int = Field(8, ge=0)
-
-    def to_augment(self) -> AugmentConfig:
-        return AugmentConfig(**self.model_dump())
-
-
-class PoseDataConfig(StrictModel):
-    """The ``data:`` section of a pose config. Relative paths are taken from ``root``."""
-
-    format: Literal["coco", "mpii"] = "coco"
-    root: Path
-    #: keypoint set: 'coco', 'mpii' or a meta file (YAML/JSON); None: the format's own
-    meta: str | None = None
-    train_ann: str | None = None
-    train_images: str | None = None
-    val_ann: str | None = None
-    val_images: str | None = None
-    #: COCO validation boxes: 'detections' (detection_file, the paper's protocol) or 'gt'
-    val_boxes: Literal["detections", "gt"] = "detections"
-    detection_file: str | None = None
-    #: drop detections scoring below this (official ``TEST.IMAGE_THRE``)
-    det_score_thre: float = 0.0
-    #: the official MPII ``annot/gt_valid.mat`` (head boxes for PCKh); None: a fallback head size
-    mpii_gt_file: str | None = None
-    #: network input (w, h)
-    input_size: tuple[int, int] = (192, 256)
-    #: heatmap (w, h); None: input_size / 4 (/ 2^branch for a model predicting from a lower branch)
-    heatmap_size: tuple[int, int] | None = None
-    codec: CodecConfig = Field(default_factory=CodecConfig)
-    augment: AugmentSection = Field(default_factory=AugmentSection)
-    color_rgb: bool = True
-    #: 'error': a missing image file stops loading, naming it; 'skip': drop its persons and count them
-    missing_images: Literal["error", "skip"] = "error"
-
-    def path(self, key: str) -> Path | None:
-        """``root / value`` for a path field (its format default when unset); None when there is none."""
-        value = getattr(self, key) or _DEFAULT_PATHS[self.format][key]
-        if value is None:
-            return None
-        value = Path(value)
-        return value if value.is_absolute() else self.root / value
-
-
-class PoseEvalConfig(EvalConfig):
-    """The ``eval:`` section: the official test-time settings."""
-
-    #: shift the mirrored heatmap one pixel in the flip test; None: the codec's own choice
-    shift_heatmap: bool | None = None
-    #: rescoring keeps joints whose confidence exceeds this (official ``IN_VIS_THRE``)
-    in_vis_thre: float = 0.2
-    #: OKS-NMS threshold (official ``OKS_THRE``)
-    oks_thre: float = Field(0.9, gt=0)
-    soft_nms: bool = False
-
-
-class PoseLossConfig(StrictModel):
-    """The ``loss:`` section (official ``LOSS``)."""
-
-    name: Literal["mse", "ohkm"] = "mse"
-    topk: int = Field(8, ge=1)
-    use_target_weight: bool = True
-    #: multiply target weights by the meta's joint weights (official ``USE_DIFFERENT_JOINTS_WEIGHT``)
-    use_joint_weights: bool = False
-
-
-def _section(cfg: Any, name: str, cls: type) -> Any:
-    value = getattr(cfg, name, None)
-    if value is None or isinstance(value, dict):
-        return cls.model_validate(value or {})
-    return value
 
 
 @register_task
@@ -186,14 +50,10 @@ class PoseTask(Task):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.data: PoseDataConfig = _section(cfg, "data", PoseDataConfig)
-        self.eval_cfg: PoseEvalConfig = _section(cfg, "eval", PoseEvalConfig)
-        self.loss_cfg: PoseLossConfig = _section(cfg, "loss", PoseLossConfig)
         self.meta: KeypointMeta = resolve_meta(self.data.meta or self.data.format)
         if self.data.format == "mpii":
             self.main_metric = "PCKh"
-        self.codec: HeatmapCodec = self._build_codec()
-        self._model_overrides()  # fail early on a num_joints that does not fit the keypoint meta
+        self.codec: HeatmapCodec = self._build_codec()  # builds the model: a num_joints off the meta fails here
         self.criterion = build_loss(self.loss_cfg.name, self.loss_cfg.use_target_weight, self.loss_cfg.topk)
 
     # ------------------------------------------------------------------------------------------ building
@@ -209,16 +69,18 @@ class PoseTask(Task):
         return overrides
 
     def _build_codec(self) -> HeatmapCodec:
-        stride = 4 * 2 ** int(self.cfg.model.overrides.get("branch", 0))
+        with torch.device("meta"):  # the model states its geometry; built without memory or weights
+            model = self.build_model()
+        stride, multiple = model.output_stride, model.size_divisibility
         w, h = self.data.input_size
         if w % stride or h % stride:
             raise ConfigError(
                 f"data.input_size={list(self.data.input_size)} must be divisible by the model's output stride {stride}"
             )
-        if self.cfg.model.overrides.get("upsample", "nearest") == "nearest" and (w % 32 or h % 32):
+        if w % multiple or h % multiple:
             raise ConfigError(
-                f"data.input_size={list(self.data.input_size)}: both sides must be multiples of 32 for a model "
-                "that fuses with nearest upsampling (the official pose models); e.g. [192, 256] or [96, 128]"
+                f"data.input_size={list(self.data.input_size)}: both sides must be multiples of {multiple} for a "
+                "model that fuses with nearest upsampling (the official pose models); e.g. [192, 256] or [96, 128]"
             )
         expected = (w // stride, h // stride)
         heatmap_size = self.data.heatmap_size or expected
@@ -284,11 +146,14 @@ class PoseTask(Task):
     # ------------------------------------------------------------------------------------------ training
 
     def compute_loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        """The heatmap loss (summed over the outputs of a multi-output model) and, logged beside it as
+        the official training does, :func:`~hrnet.tasks.pose.evaluation.accuracy` of the last output."""
         outputs = model(batch["image"])
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         target, weight = batch["target"], batch["target_weight"]
         loss = sum(self.criterion(out.float(), target, weight) for out in outputs)
-        return loss, {}
+        _, acc, _, _ = accuracy(outputs[-1].detach().float().cpu().numpy(), target.detach().cpu().numpy())
+        return loss, {"acc": acc}
 
     # ------------------------------------------------------------------------------------------ evaluation
 
@@ -297,115 +162,39 @@ class PoseTask(Task):
         shift = self.eval_cfg.shift_heatmap
         return self.codec.flip_shift if shift is None else shift
 
+    @property
+    def decoder(self) -> PoseDecoder:
+        """Decoding, rescoring and (soft) OKS-NMS with the ``eval:`` settings: evaluation's and prediction's."""
+        e = self.eval_cfg
+        return PoseDecoder(self.codec, self.meta.sigmas, e.in_vis_thre, e.oks_thre, e.soft_nms)
+
+    @functools.cached_property
+    def category_id(self) -> int:
+        """The keypoint category of the dataset (its annotation file's first), which results are written
+        with; 1 (COCO's person) for MPII or when no annotation file is at hand."""
+        if self.data.format != "coco":
+            return 1
+        for key in ("val_ann", "train_ann"):
+            path = self.data.path(key)
+            if path is not None and path.is_file():
+                categories = read_structured(path, "keypoint annotation file", DataError).get("categories")
+                if categories:
+                    return int(sorted(c["id"] for c in categories)[0])
+        return 1
+
     def predict_heatmaps(self, model: nn.Module, images: Tensor) -> Tensor:
         """The network's heatmaps for a batch of crops, averaged with the flip test when enabled."""
         return infer_heatmaps(model, images, self.meta.flip_pairs, self.eval_cfg.flip_test, self.flip_shift)
 
+    def build_evaluator(self, dataset: TopDownDataset, out_dir: Path) -> PoseEvaluator:
+        mpii_gt = self.data.path("mpii_gt_file") if self.data.mpii_gt_file else None
+        return PoseEvaluator(dataset, self.decoder, out_dir, mpii=self.data.format == "mpii", mpii_gt=mpii_gt)
+
     def evaluate(self, model: nn.Module, loader: DataLoader, out_dir: Path) -> dict[str, float]:
-        dataset = _unwrap(loader.dataset)
-        device = next(model.parameters()).device
-        indices, preds, maxvals, centers, scales = [], [], [], [], []
+        evaluator = self.build_evaluator(_unwrap(loader.dataset), Path(out_dir))
         for batch in loader:
-            heatmaps = self.predict_heatmaps(model, batch["image"].to(device))
-            p, m = self.codec.decode(heatmaps, batch["center"].numpy(), batch["scale"].numpy())
-            indices.append(np.asarray(batch["index"]))
-            preds.append(p)
-            maxvals.append(m)
-            centers.append(batch["center"].numpy())
-            scales.append(batch["scale"].numpy())
-        k = self.meta.num_keypoints
-        local = (
-            _cat(indices, (0,), np.int64),
-            _cat(preds, (0, k, 2)),
-            _cat(maxvals, (0, k, 1)),
-            _cat(centers, (0, 2)),
-            _cat(scales, (0, 2)),
-        )
-        gathered = all_gather_object(local)
-        index, preds_, maxvals_, centers_, scales_ = (np.concatenate(parts) for parts in zip(*gathered, strict=True))
-        index, first = np.unique(index, return_index=True)  # a distributed sampler may repeat samples
-        arrays = [a[first] for a in (preds_, maxvals_, centers_, scales_)]
-        out_dir = Path(out_dir)
-        if self.data.format == "mpii":
-            return self._evaluate_mpii(dataset, index, arrays[0], out_dir)
-        return self._evaluate_coco(dataset, index, *arrays, out_dir=out_dir)
-
-    def _evaluate_coco(
-        self,
-        dataset: TopDownDataset,
-        index: np.ndarray,
-        preds: np.ndarray,
-        maxvals: np.ndarray,
-        centers: np.ndarray,
-        scales: np.ndarray,
-        out_dir: Path,
-    ) -> dict[str, float]:
-        insts = [dataset.instances[i] for i in index]
-        instances = make_instances(
-            preds, maxvals, centers, scales, [x.score for x in insts], [x.image_id for x in insts]
-        )
-        kept = rescore_and_nms(
-            instances,
-            self.eval_cfg.in_vis_thre,
-            self.eval_cfg.oks_thre,
-            self.eval_cfg.soft_nms,
-            sigmas=self.meta.sigmas,
-        )
-        cat_id = dataset.coco.getCatIds()[0]
-        results = coco_keypoint_results(kept, category_id=cat_id)
-        if is_main_process():
-            write_results(out_dir / "keypoints_val_results.json", results)
-        metrics = evaluate_coco_keypoints(dataset.coco, results, sigmas=self.meta.sigmas, verbose=is_main_process())
-        report = dataset.report or LoadReport(source="")
-        if report.gt_boxes:
-            logger.warning(GT_BOX_WARNING)
-        if is_main_process():
-            write_json(
-                out_dir / "keypoints_val_summary.json",
-                {
-                    "metrics": metrics,
-                    "boxes": "ground truth" if report.gt_boxes else "detections",
-                    "warning": GT_BOX_WARNING if report.gt_boxes else None,
-                    "num_instances": len(instances),
-                    "num_results": len(results),
-                    "skipped_missing_images": report.missing_images,
-                },
-                indent=2,
-            )
-        return {**metrics, "gt_boxes": float(report.gt_boxes)}
-
-    def _evaluate_mpii(
-        self, dataset: TopDownDataset, index: np.ndarray, preds: np.ndarray, out_dir: Path
-    ) -> dict[str, float]:
-        insts = [dataset.instances[i] for i in index]
-        if self.data.mpii_gt_file:
-            gt = load_mpii_gt_mat(self.data.path("mpii_gt_file"))
-            ids = np.array([x.image_id for x in insts])
-            if len(gt["gt"]) <= ids.max(initial=-1):
-                raise DataError(
-                    f"{self.data.mpii_gt_file} has {len(gt['gt'])} people but the annotation file "
-                    f"has at least {ids.max() + 1}"
-                )
-            truth, visible, heads = gt["gt"][ids], gt["visible"][ids], gt["head_sizes"][ids]
-            preds = preds + 1.0  # the .mat file is in MATLAB 1-based pixels
-            protocol = "official (gt_valid.mat head boxes)"
-        else:
-            truth = np.stack([x.joints for x in insts]) if insts else np.zeros((0, 16, 2))
-            visible = np.stack([x.joints_vis for x in insts]) if insts else np.zeros((0, 16))
-            heads = head_sizes_from_joints(truth, visible)
-            keep = ~np.isnan(heads)
-            truth, visible, heads, preds = truth[keep], visible[keep], heads[keep], preds[keep]
-            protocol = "fallback head size sqrt(2) x |head_top - upper_neck| (no gt_valid.mat given)"
-            logger.warning("MPII PCKh with a %s; the official protocol needs data.mpii_gt_file", protocol)
-        metrics = mpii_pckh(preds, truth, visible, heads)
-        if is_main_process():
-            write_json(
-                out_dir / "mpii_val_predictions.json",
-                {"image_ids": [x.image_id for x in insts], "preds": preds.tolist()},
-            )
-            write_json(out_dir / "mpii_val_summary.json", {"metrics": metrics, "protocol": protocol}, indent=2)
-            logger.info("MPII PCKh@0.5 (%s): %s", protocol, {k: round(v, 2) for k, v in metrics.items()})
-        return {**metrics, "PCKh": metrics["Mean"]}
+            evaluator.process(batch, self.predict_heatmaps(model, batch["image"]))
+        return evaluator.evaluate()
 
     # ------------------------------------------------------------------------------------------ prediction
 
@@ -421,8 +210,8 @@ class PoseTask(Task):
         (frame) is one person box. ``box_thre`` drops boxes scoring below it; ``kpt_thre`` (0.2) hides
         low-confidence keypoints in the overlays; ``overlays`` (true) writes ``<name>_pose.png`` /
         ``<name>_pose.mp4``; ``max_frames`` caps videos; ``batch_size`` is the number of person crops per
-        forward pass. All predictions go to ``predictions.json`` (COCO keypoint results plus ``image``,
-        ``box`` and ``box_score``).
+        forward pass. All predictions go to ``predictions.json`` (COCO keypoint results, with the dataset's
+        :attr:`category_id`, plus ``image``, ``box`` and ``box_score``).
         """
         unknown = [k for k in options if k not in self.PREDICT_OPTIONS]
         if unknown:
@@ -430,21 +219,15 @@ class PoseTask(Task):
             raise ConfigError(
                 f"unknown pose predict option(s) {unknown}.{hints} Known: {', '.join(self.PREDICT_OPTIONS)}"
             )
-        images, videos = _expand_inputs(inputs)
+        images, videos = expand_inputs(inputs, videos=True)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         batch = int(options.get("batch_size") or self.cfg.eval.batch_size or self.cfg.train.batch_size)
-        predictor = TopDownPredictor(
-            model,
-            self.codec,
-            self.meta,
-            flip_test=self.eval_cfg.flip_test,
-            flip_shift=self.flip_shift,
-            batch_size=batch,
-            in_vis_thre=self.eval_cfg.in_vis_thre,
-            oks_thre=self.eval_cfg.oks_thre,
-        )
-        table = load_boxes(options["boxes"]) if options.get("boxes") else None
+        e = self.eval_cfg
+        predictor = TopDownPredictor(model, self.codec, self.meta, flip_test=e.flip_test, flip_shift=self.flip_shift,
+                                     batch_size=batch, in_vis_thre=e.in_vis_thre, oks_thre=e.oks_thre,
+                                     soft_nms=e.soft_nms)
+        table = load_boxes(options["boxes"], self.category_id) if options.get("boxes") else None
         detector = options.get("detector")
         box_thre, kpt_thre = float(options.get("box_thre", 0.0)), float(options.get("kpt_thre", 0.2))
         overlays = bool(options.get("overlays", True))
@@ -458,15 +241,15 @@ class PoseTask(Task):
             else:
                 boxes, scores = zip(*(_person_boxes(table, p, box_thre) for p in paths), strict=True)
             for path, array, instances in zip(paths, arrays, predictor(arrays, boxes, scores), strict=True):
-                records.extend(_records(instances, path.name, _image_id(path)))
+                records.extend(_records(instances, path.name, _image_id(path), self.category_id))
                 if overlays:
                     overlay = draw_poses(array, instances, self.meta, kpt_thre)
-                    written.append(_write_png(out_dir / f"{path.stem}_pose.png", overlay))
+                    written.append(write_image(out_dir / f"{path.stem}_pose.png", overlay))
         for source in videos:
             video_out = out_dir / f"{_safe(source if isinstance(source, str) else source.stem)}_pose.mp4"
             frames = predict_video(
                 predictor,
-                _video_source(source),
+                video_source(source),
                 video_out,
                 detector=None if detector is None else lambda frame: _above(*detector(frame), box_thre),
                 max_frames=options.get("max_frames"),
@@ -474,7 +257,7 @@ class PoseTask(Task):
             )
             written.append(video_out)
             for n, instances in enumerate(frames):
-                records.extend({**r, "frame": n} for r in _records(instances, str(source), n))
+                records.extend({**r, "frame": n} for r in _records(instances, str(source), n, self.category_id))
         write_json(out_dir / "predictions.json", records)
         return [out_dir / "predictions.json", *written]
 
@@ -483,40 +266,6 @@ def _unwrap(dataset: Dataset) -> Any:
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     return dataset
-
-
-def _cat(parts: list[np.ndarray], empty_shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(empty_shape, dtype=dtype)
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
-def _expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Path | str]]:
-    """Images (folders expanded to their image files, sorted) and video sources, in input order."""
-    images: list[Path] = []
-    videos: list[Path | str] = []
-    for item in inputs:
-        path = Path(item)
-        if str(item).startswith("webcam"):
-            videos.append(str(item))
-        elif path.is_dir():
-            images.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif not path.exists():
-            raise DataError(f"input {str(path)!r} does not exist")
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
-            videos.append(path)
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(path)
-        else:
-            raise DataError(
-                f"input {str(path)!r} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
-                f"({', '.join(VIDEO_SUFFIXES)})"
-            )
-    if not images and not videos:
-        raise DataError(f"no images or videos found in {[str(p) for p in inputs]}")
-    return images, videos
 
 
 def _person_boxes(
@@ -537,13 +286,6 @@ def _above(boxes: np.ndarray, scores: np.ndarray, box_thre: float) -> tuple[np.n
     return np.asarray(boxes)[keep], np.asarray(scores)[keep]
 
 
-def _video_source(source: Path | str) -> Path | int:
-    if isinstance(source, Path):
-        return source
-    _, _, index = source.partition(":")
-    return int(index or 0)
-
-
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -552,13 +294,14 @@ def _image_id(path: Path) -> int | str:
     return int(path.stem) if path.stem.isdigit() else path.stem
 
 
-def _records(instances: list[dict[str, Any]], image: str, image_id: int | str) -> list[dict[str, Any]]:
+def _records(instances: list[dict[str, Any]], image: str, image_id: int | str, category_id: int
+             ) -> list[dict[str, Any]]:
     """COCO keypoint result records of one image's instances (plus its file name and person box)."""
     return [
         {
             "image": image,
             "image_id": image_id,
-            "category_id": 1,
+            "category_id": category_id,
             "keypoints": [float(v) for v in np.asarray(x["keypoints"]).reshape(-1)],
             "score": float(x["score"]),
             "box": [float(v) for v in x["box"]],
@@ -566,12 +309,3 @@ def _records(instances: list[dict[str, Any]], image: str, image_id: int | str) -
         }
         for x in instances
     ]
-
-
-def _write_png(path: Path, image_rgb: np.ndarray) -> Path:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise DataError(f"cannot encode {path} as PNG")
-    with atomic_write(path, "wb") as f:
-        f.write(buf.tobytes())
-    return path

@@ -15,12 +15,15 @@ official ``JointsDataset.__getitem__`` from a ``numpy.random.Generator``, so a r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
+
+from ...media import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "PIXEL_STD",
@@ -41,17 +44,18 @@ __all__ = [
 ]
 
 PIXEL_STD = 200.0
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def sanitize_box(box: Sequence[float], width: int, height: int) -> list[float] | None:
     """Clip a COCO ``[x, y, w, h]`` box to the image, as the official GT loader's "clean_bbox".
 
     Returns ``[x1, y1, x2 - x1, y2 - y1]`` with ``x2 = min(width - 1, x1 + max(0, w - 1))`` (likewise y),
-    or ``None`` when the clipped box is empty (the caller also drops annotations with ``area <= 0``).
+    or ``None`` when the box is empty: a width or height that is zero, negative or not finite, or a box
+    outside the image (the caller also drops annotations with ``area <= 0``, and counts the drops).
     """
     x, y, w, h = (float(v) for v in box[:4])
+    if not (math.isfinite(x) and math.isfinite(y) and w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h)):
+        return None
     x1, y1 = max(0.0, x), max(0.0, y)
     x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
     y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))

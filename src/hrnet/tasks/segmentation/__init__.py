@@ -5,8 +5,9 @@ Importing the task module registers ``task: segmentation`` with the engine. The 
 the module name stays importable as a module).
 """
 
+from ...compat import alias_modules
 from .classes import CITYSCAPES_CLASS_WEIGHTS, LIP_FLIP_PAIRS
-from .datasets import (
+from .data import (
     ADE20KDataset,
     CityscapesDataset,
     FolderDataset,
@@ -14,10 +15,16 @@ from .datasets import (
     PascalContextDataset,
     SegmentationDataset,
 )
+from .evaluation import confusion_matrix, reduce_confusion_matrix, segmentation_metrics
 from .inference import multi_scale_inference, predict_scores, sliding_window_inference
-from .losses import CrossEntropyLoss, OhemCrossEntropyLoss, SegmentationLoss, build_loss
-from .metrics import confusion_matrix, reduce_confusion_matrix, segmentation_metrics
+from .loss import CrossEntropyLoss, OhemCrossEntropyLoss, SegmentationLoss, build_loss
 from .task import SegmentationTask
+
+alias_modules({  # the modules' names before 0.2
+    "hrnet.tasks.segmentation.datasets": "hrnet.tasks.segmentation.data",
+    "hrnet.tasks.segmentation.losses": "hrnet.tasks.segmentation.loss",
+    "hrnet.tasks.segmentation.metrics": "hrnet.tasks.segmentation.evaluation",
+})
 
 __all__ = [
     "CITYSCAPES_CLASS_WEIGHTS",

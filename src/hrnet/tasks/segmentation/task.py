@@ -16,14 +16,16 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from ...engine.config import EvalConfig
+from ...engine.config import EvalConfig, StrictModel
 from ...engine.distributed import is_main_process
 from ...engine.task import Task, register_task
 from ...errors import ConfigError, DataError
 from ...io import write_json
+from ...media import expand_inputs, read_image, write_image
+from ...models.context import inference_context
 from .classes import (
     ADE20K_CLASSES,
     CITYSCAPES_CLASS_WEIGHTS,
@@ -37,20 +39,18 @@ from .classes import (
     PASCAL_CONTEXT_60_CLASSES,
     official_palette,
 )
-from .datasets import (
+from .data import (
     DATASETS,
-    IMAGE_SUFFIXES,
     EvalResize,
     TrainAugment,
     collate_segmentation,
     load_class_list,
-    read_image,
 )
+from .evaluation import confusion_matrix, reduce_confusion_matrix, segmentation_metrics
 from .inference import InferenceMode, predict_scores
-from .losses import SegmentationLoss, build_loss
-from .metrics import confusion_matrix, reduce_confusion_matrix, segmentation_metrics
+from .loss import SegmentationLoss, build_loss
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_image
-from .visualize import overlay, write_iou_report, write_png
+from .visualize import overlay, write_iou_report
 
 __all__ = [
     "DATASET_DEFAULTS",
@@ -87,11 +87,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 # fmt: on
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SegDataConfig(_Strict):
+class SegDataConfig(StrictModel):
     """``data:`` — the dataset and its training augmentation. Unset keys take the dataset's official value."""
 
     dataset: DatasetName
@@ -164,7 +160,7 @@ class SegDataConfig(_Strict):
         return EvalResize(self.eval_resize, self.eval_size, self.eval_fit_stride)
 
 
-class SegLossConfig(_Strict):
+class SegLossConfig(StrictModel):
     """``loss:`` — official ``LOSS.USE_OHEM``, ``OHEMTHRES``, ``OHEMKEEP``, ``BALANCE_WEIGHTS``."""
 
     name: Literal["ce", "ohem"] = "ce"
@@ -239,23 +235,6 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _image_files(inputs: Sequence[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in map(Path, inputs):
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DataError(f"input not found: {path}")
-    if not files:
-        raise DataError("no input images given")
-    return files
-
-
 @register_task
 class SegmentationTask(Task):
     """Semantic segmentation with HRNetV2 (``seg_hrnetv2_*``) and HRNetV2+OCR (``seg_hrnetv2_*_ocr``)."""
@@ -268,9 +247,6 @@ class SegmentationTask(Task):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.data: SegDataConfig = cfg.data
-        self.loss_cfg: SegLossConfig = cfg.loss if isinstance(cfg.loss, SegLossConfig) else SegLossConfig()
-        self.eval_cfg: SegEvalConfig = cfg.eval if isinstance(cfg.eval, SegEvalConfig) else SegEvalConfig()
         self.classes, self.palette, self.ignore_index = class_meta(self.data)
         if self.data.num_classes not in (None, len(self.classes)):
             raise ConfigError(
@@ -400,23 +376,19 @@ class SegmentationTask(Task):
         """Confusion matrix over this rank's images, summed over ranks; metrics and the per-class IoU
         report (``per_class_iou.{md,json,png}``) written under ``out_dir`` by rank 0."""
         out_dir = Path(out_dir)
-        was_training = model.training
-        model.eval()
         conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
-        with torch.no_grad():
-            for batch in loader:
-                if "label" not in batch:
-                    raise DataError(
-                        f"split {self.data.val_split!r} of {self.data.root} has no labels to evaluate "
-                        "against; use `hrnet predict` on its images"
-                    )
-                for i in range(len(batch["name"])):
-                    label = batch["label"][i]
-                    pred = self.predict_labels(model, batch["image"][i], label.shape[-2:], batch["pad"][i])
-                    conf += confusion_matrix(label, pred, self.num_classes, self.ignore_index)
-                    if self.eval_cfg.save_predictions:
-                        self._save_prediction(out_dir / "predictions", batch["name"][i], pred)
-        model.train(was_training)
+        for batch in loader:
+            if "label" not in batch:
+                raise DataError(
+                    f"split {self.data.val_split!r} of {self.data.root} has no labels to evaluate "
+                    "against; use `hrnet predict` on its images"
+                )
+            for i in range(len(batch["name"])):
+                label = batch["label"][i].cpu()
+                pred = self.predict_labels(model, batch["image"][i], label.shape[-2:], batch["pad"][i].tolist())
+                conf += confusion_matrix(label, pred, self.num_classes, self.ignore_index)
+                if self.eval_cfg.save_predictions:
+                    self._save_prediction(out_dir / "predictions", batch["name"][i], pred)
         conf = reduce_confusion_matrix(conf)
         metrics = segmentation_metrics(conf, self.eval_cfg.absent_classes)
         official = segmentation_metrics(conf, "zero")
@@ -434,7 +406,7 @@ class SegmentationTask(Task):
         labels = pred.numpy().astype(np.uint8)
         if self.data.dataset == "cityscapes":
             labels = to_cityscapes_label_ids(labels)
-        return write_png(folder / f"{name}.png", labels)
+        return write_image(folder / f"{name}.png", labels)
 
     # ---------------------------------------------------------------------------------------- prediction
 
@@ -447,18 +419,16 @@ class SegmentationTask(Task):
         alpha = float(options.get("alpha", 0.5))
         out_dir = Path(out_dir)
         resize = self.evaluation_resize()
-        was_training = model.training
-        model.eval()
         written: list[Path] = []
-        for path in _image_files(inputs):
-            image = read_image(path)
+        for path in expand_inputs(inputs)[0]:
+            image = read_image(path, "bgr")
             resized, pad = resize(image, self.data.mean)
             tensor = torch.from_numpy(normalize_image(resized, self.data.mean, self.data.std).transpose(2, 0, 1).copy())
-            labels = self.predict_labels(model, tensor, image.shape[:2], pad).numpy().astype(np.uint8)
-            written.append(write_png(out_dir / f"{path.stem}_label.png", labels))
+            with inference_context(model):
+                labels = self.predict_labels(model, tensor, image.shape[:2], pad).numpy().astype(np.uint8)
+            written.append(write_image(out_dir / f"{path.stem}_label.png", labels))
             if self.data.dataset == "cityscapes":
-                written.append(write_png(out_dir / f"{path.stem}_labelIds.png", to_cityscapes_label_ids(labels)))
+                written.append(write_image(out_dir / f"{path.stem}_labelIds.png", to_cityscapes_label_ids(labels)))
             blended = overlay(image, labels, self.palette, alpha, self.ignore_index)
-            written.append(write_png(out_dir / f"{path.stem}_overlay.png", blended))
-        model.train(was_training)
+            written.append(write_image(out_dir / f"{path.stem}_overlay.png", blended, color="bgr"))
         return written

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...io import atomic_write, write_json, write_text
 
-__all__ = ["colorize", "overlay", "write_png", "iou_table_markdown", "write_iou_report"]
+__all__ = ["colorize", "overlay", "iou_table_markdown", "write_iou_report"]
 
 
 def colorize(label: np.ndarray, palette: np.ndarray, ignore_index: int = 255) -> np.ndarray:
@@ -30,16 +30,6 @@ def overlay(
     """Blend the colour map over a BGR image: ``(1 - alpha) * image + alpha * colours`` (BGR ``uint8``)."""
     colours = colorize(label, palette, ignore_index)[:, :, ::-1]
     return cv2.addWeighted(image_bgr, 1.0 - alpha, np.ascontiguousarray(colours), alpha, 0.0)
-
-
-def write_png(path: str | Path, array: np.ndarray) -> Path:
-    """Write a ``uint8`` (or ``uint16``) grey or BGR array as PNG, atomically."""
-    ok, data = cv2.imencode(".png", array)
-    if not ok:
-        raise OSError(f"cannot encode PNG for {path}")
-    with atomic_write(path, "wb") as f:
-        f.write(data.tobytes())
-    return Path(path)
 
 
 def _fmt(value: float) -> str:

@@ -31,6 +31,7 @@ from pycocotools import mask as mask_utils
 
 from ..errors import DataError, did_you_mean
 from ..io import write_json
+from ..media import write_image
 from .figures import COCO_KEYPOINT_NAMES, COCO_SKELETON, PELVIS_HEIGHT, draw_figure, sample_figure
 from .shapes import SHAPES, shape_mask, shape_polygon
 from .textures import background, finish, hsv_colour, paint_object, random_colour
@@ -166,20 +167,6 @@ def _image_rng(seed: int, task: str, split: str, index: int) -> np.random.Genera
 
 
 # ---------------------------------------------------------------------------------------------- files
-
-
-def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    assert ok, "OpenCV could not encode a JPEG"
-    path.write_bytes(buf.tobytes())
-
-
-def _write_png(path: Path, label: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", label)
-    assert ok, "OpenCV could not encode a PNG"
-    path.write_bytes(buf.tobytes())
 
 
 def _image_id(split: str, index: int) -> int:
@@ -320,7 +307,7 @@ def _write_coco_images(
         image_id = _image_id(split, index)
         file_name = f"{image_id:012d}.jpg"
         image, objects = sample(rng, size)
-        _write_jpeg(root / split / file_name, image)
+        write_image(root / split / file_name, image, quality=92)
         images.append({"id": image_id, "file_name": file_name, "height": size[0], "width": size[1]})
         for k, obj in enumerate(objects):
             annotations.append({"id": image_id * 100 + k, "image_id": image_id, **fixed, "iscrowd": 0, **obj})
@@ -372,8 +359,8 @@ def seg_sample(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndar
 def _write_seg(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int]) -> None:
     for index, rng in enumerate(rngs):
         image, label = seg_sample(rng, size)
-        _write_jpeg(root / "images" / split / f"{index:06d}.jpg", image)
-        _write_png(root / "labels" / split / f"{index:06d}.png", label)
+        write_image(root / "images" / split / f"{index:06d}.jpg", image, quality=92)
+        write_image(root / "labels" / split / f"{index:06d}.png", label)
     colours = [[0, 0, 0]] + [hsv_colour(hue, 0.8, 0.9).tolist() for hue in SEG_HUES[1:]]
     classes = [{"name": n, "color": c} for n, c in zip(SEG_CLASSES, colours, strict=True)]
     write_json(root / "classes.json", {"classes": classes, "ignore_index": IGNORE_INDEX}, indent=2)
@@ -453,8 +440,8 @@ def _write_det(root: Path, split: str, rngs: Iterator[np.random.Generator], size
     if stuff_maps:
         for image in images:
             objects = [ann for ann in annotations if ann["image_id"] == image["id"]]
-            _write_png(root / "stuffthingmaps" / split / f"{Path(image['file_name']).stem}.png",
-                       det_stuff_map(objects, image["height"], image["width"]))
+            write_image(root / "stuffthingmaps" / split / f"{Path(image['file_name']).stem}.png",
+                        det_stuff_map(objects, image["height"], image["width"]))
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(DET_CATEGORIES)]
     write_json(
         root / "annotations" / f"instances_{split}.json",
@@ -480,4 +467,4 @@ def cls_sample(rng: np.random.Generator, size: tuple[int, int], label: int) -> n
 def _write_cls(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int]) -> None:
     for index, rng in enumerate(rngs):
         label = index % len(CLS_CLASSES)
-        _write_jpeg(root / split / CLS_CLASSES[label] / f"{index:06d}.jpg", cls_sample(rng, size, label))
+        write_image(root / split / CLS_CLASSES[label] / f"{index:06d}.jpg", cls_sample(rng, size, label), quality=92)

@@ -4,50 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
 
-from ..cli.common import add_model_source_arguments, model_from_source
+from ..deploy.bench import recalibrate_batchnorm, run_benchmark
+from ..deploy.calibration import calibration_batches
+from ..deploy.onnx import DEFAULT_OPSET, OnnxRunner, export_detector_onnx, export_onnx, is_detector, quantize_onnx
+from ..deploy.parity import compare_outputs
+from ..deploy.paths import PATHS, example_input, list_paths
 from ..errors import ConfigError
 from ..io import write_json, write_text
-from .bench import recalibrate_batchnorm, run_benchmark
-from .onnx import DEFAULT_OPSET, OnnxRunner, export_detector_onnx, export_onnx, is_detector, quantize_onnx
-from .parity import compare_outputs
-from .paths import PATHS, example_input, list_paths
+from ..media import IMAGENET_MEAN, IMAGENET_STD
+from .common import add_model_source_arguments, add_threads_argument, model_from_source, source_input_size
 
-__all__ = ["add_export_parser", "run_export", "add_bench_parser", "run_bench", "calibration_batches"]
+__all__ = ["add_export_parser", "run_export", "add_bench_parser", "run_bench"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DETECTOR_EXAMPLE_SIZE = (800, 1216)  # HRNetV2p's quoted input; the exported detector takes any size
 
 
-def calibration_batches(folder: str | os.PathLike, input_size: tuple[int, int], count: int = 64,
-                        batch_size: int = 8) -> list[torch.Tensor]:
-    """Up to ``count`` images of ``folder`` (sorted, recursive), resized to ``input_size`` and
-    ImageNet-normalised as the models' training pipelines do, in batches of ``batch_size``."""
-    import cv2
-
-    from ..tasks.pose.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
-    if not files:
-        raise ConfigError(f"--calib {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found there")
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    images = []
-    for file in files:
-        bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ConfigError(f"--calib: cannot read image {file}")
-        rgb = cv2.cvtColor(cv2.resize(bgr, input_size[::-1], interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
-        images.append((torch.from_numpy(rgb).permute(2, 0, 1).float() / 255 - mean) / std)
-    return [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-
-
 def _input_size(args: argparse.Namespace, model: torch.nn.Module) -> tuple[int, int]:
-    return tuple(args.input) if args.input else tuple(example_input(model).shape[-2:])
+    """--input, else a config's own input size, else the model's quoted one."""
+    if args.input:
+        return tuple(args.input)
+    return source_input_size(args) or tuple(example_input(model).shape[-2:])
 
 
 # --- hrnet export -------------------------------------------------------------------------------
@@ -64,13 +44,15 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     add_model_source_arguments(p)
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="ONNX file to write")
     p.add_argument("--format", choices=("onnx", "onnx-int8"), default="onnx", help="(default: onnx)")
-    p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
+    p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"),
+                   help="input size (default: a config's input size, else the preset's)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     p.add_argument("--calib", type=Path, metavar="DIR",
                    help="int8: folder of representative images to calibrate on (default: random images, which "
                         "is fine for timing only)")
     p.add_argument("--calib-count", type=int, default=64, metavar="N", help="int8: images to use (default: 64)")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the ONNX Runtime parity check")
+    add_threads_argument(p)
     p.set_defaults(run=run_export, prog=p.prog)
     return p
 
@@ -111,7 +93,9 @@ def run_export(args: argparse.Namespace) -> int:
             print("warning: int8 calibration on random images; pass --calib DIR for accuracy")
             calibration = [example_input(model, size, batch=8, seed=1)]
         else:
-            calibration = calibration_batches(args.calib, size, args.calib_count)
+            pretrained_cfg = getattr(model, "pretrained_cfg", {})
+            mean, std = pretrained_cfg.get("mean", IMAGENET_MEAN), pretrained_cfg.get("std", IMAGENET_STD)
+            calibration = calibration_batches(args.calib, size, mean, std, args.calib_count)
         fp32 = out.with_name(out.stem + ".fp32.onnx")
         export_onnx(model, fp32, example, opset=args.opset, metadata=metadata)
         quantize_onnx(fp32, out, calibration)

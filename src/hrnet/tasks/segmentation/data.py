@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -25,6 +24,7 @@ from torch.utils.data import Dataset
 
 from ...errors import DataError
 from ...io import read_structured
+from ...media import IMAGE_SUFFIXES, image_files, read_image
 from .classes import (
     ADE20K_CLASSES,
     CITYSCAPES_CLASSES,
@@ -69,8 +69,6 @@ __all__ = [
     "load_class_list",
     "collate_segmentation",
 ]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -130,17 +128,6 @@ class EvalResize:
             return resize_long_side(image, int(self.size))[0], (0, 0)
         image, _, pad = resize_short_side(image, int(self.size), fit_stride=self.fit_stride, mean=mean)
         return image, pad
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """An image as a BGR ``uint8`` ``(H, W, 3)`` array; grayscale files are expanded to 3 channels."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f"cannot decode image {path} (not an image file, or a format OpenCV cannot read)")
-    return image
 
 
 def read_label(path: str | Path) -> np.ndarray:
@@ -283,7 +270,7 @@ class SegmentationDataset(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """The BGR image and its encoded label (``None`` for an unlabelled split), sizes checked."""
         sample = self.samples[index]
-        image = read_image(sample.image)
+        image = read_image(sample.image, "bgr")
         if sample.label is None:
             return image, None
         label = self.encode_label(read_label(sample.label), sample.label)
@@ -489,8 +476,7 @@ class FolderDataset(SegmentationDataset):
         label_dir = root / "labels" / split
         samples = [
             Sample(p.stem, p, label_dir / f"{p.stem}.png")
-            for p in sorted(image_dir.iterdir())
-            if p.suffix.lower() in IMAGE_SUFFIXES
+            for p in image_files(image_dir)
         ]
         super().__init__(
             _check_labels_exist(samples, "folder-dataset"),

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import torch
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from ...errors import DataError
+from ...media import read_image
 from .codecs import HeatmapCodec
 from .meta import KeypointMeta
 from .transforms import AugmentConfig, box_to_center_scale, random_augmentation, sanitize_box, to_input_tensor
@@ -80,16 +80,6 @@ class LoadReport:
         self.dropped[reason] = self.dropped.get(reason, 0) + n
 
 
-def read_image(path: str | os.PathLike, color_rgb: bool = True) -> np.ndarray:
-    """An HxWx3 uint8 image as the official loader reads it (``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``),
-    converted to RGB when ``color_rgb``; a missing or unreadable file raises :class:`DataError` naming it."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        what = "does not exist" if not Path(path).exists() else "cannot be decoded as an image"
-        raise DataError(f"image {str(path)!r} {what}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color_rgb else image
-
-
 def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise DataError(f"{what} {str(path)!r} does not exist")
@@ -130,6 +120,17 @@ def _person_category(coco: COCO, ann_file: Path, meta: KeypointMeta) -> int:
     return int(cat["id"])
 
 
+def _numbers(ann: dict[str, Any], key: str, ann_file: Path) -> np.ndarray:
+    """``ann[key]`` as float64, or a ``DataError`` naming the annotation and the field."""
+    try:
+        return np.asarray(ann[key], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise DataError(
+            f"{str(ann_file)!r}: annotation id {ann.get('id')} (image {ann.get('image_id')}) has a field "
+            f"'{key}' that is not a list of numbers ({e})"
+        ) from None
+
+
 def _check_keypoints(ann: dict[str, Any], k: int, ann_file: Path) -> np.ndarray:
     kpts = ann.get("keypoints")
     if kpts is None or len(kpts) != 3 * k:
@@ -138,7 +139,7 @@ def _check_keypoints(ann: dict[str, Any], k: int, ann_file: Path) -> np.ndarray:
             f"{str(ann_file)!r}: annotation id {ann.get('id')} (image {ann.get('image_id')}) has {n} "
             f"keypoint values; expected {3 * k} ({k} keypoints x (x, y, v))"
         )
-    return np.asarray(kpts, dtype=np.float64).reshape(k, 3)
+    return _numbers(ann, "keypoints", ann_file).reshape(k, 3)
 
 
 def _image_path(image_dir: Path, img: dict[str, Any]) -> Path:
@@ -219,7 +220,8 @@ def load_coco_instances(
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=False)):
                 if ann.get("category_id") != cat_id:
                     continue
-                clean = sanitize_box(ann["bbox"], img["width"], img["height"]) if ann.get("area", 1) > 0 else None
+                box = _numbers(ann, "bbox", ann_file)
+                clean = sanitize_box(box, img["width"], img["height"]) if ann.get("area", 1) > 0 else None
                 if clean is None:
                     report.drop("empty box")
                     continue
@@ -259,6 +261,9 @@ def load_coco_instances(
             )
     else:
         raise DataError(f"boxes={boxes!r}: expected 'gt' or 'detections'")
+    if report.dropped.get("empty box"):
+        logger.warning("%s: dropped %d person box(es) that are empty (zero, negative or non-finite width or "
+                       "height, or outside the image)", ann_file, report.dropped["empty box"])
     instances = _handle_missing(instances, missing_images, report)
     report.num_instances = len(instances)
     return coco, instances, report
@@ -381,7 +386,7 @@ class TopDownDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         inst = self.instances[index]
-        image = read_image(inst.image_path, self.color_rgb)
+        image = read_image(inst.image_path, "rgb" if self.color_rgb else "bgr")
         joints, vis = inst.joints, inst.joints_vis
         center, scale, rot = inst.center, inst.scale, 0.0
         if self.train:
