@@ -27,8 +27,9 @@ def cpu_seconds() -> float:
 
 
 def parse_args(doc: str, name: str, config: Path, threads: int = 1,
-               sizes: dict[str, int] | None = None) -> argparse.Namespace:
-    """The benchmarks' common options; ``sizes`` (``num_train``, ``num_val``) become ``--num-train/--num-val``."""
+               sizes: dict[str, int] | None = None, flags: dict[str, str] | None = None) -> argparse.Namespace:
+    """The benchmarks' common options; ``sizes`` (``num_train``, ``num_val``) become ``--num-train/--num-val``,
+    ``flags`` (name: help) yes/no options of the generator (e.g. ``stuff_maps`` -> ``--stuff-maps``)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=threads, help=f"torch CPU threads (default {threads})")
     parser.add_argument("--config", type=Path, default=config)
@@ -36,9 +37,12 @@ def parse_args(doc: str, name: str, config: Path, threads: int = 1,
     parser.add_argument("--out", type=Path, default=REPO / "runs" / f"bench_{name}" / "train")
     for key, value in (sizes or {}).items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=value)
+    for key, text in (flags or {}).items():
+        parser.add_argument(f"--{key.replace('_', '-')}", action="store_true", help=text)
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=30")
     args = parser.parse_args()
-    args.sizes = {key: getattr(args, key) for key in sizes or {}}
+    args.synth_options = {key: getattr(args, key) for key in sizes or {}}
+    args.synth_options.update({key: True for key in flags or {} if getattr(args, key)})
     return args
 
 
@@ -48,7 +52,7 @@ def train_on_synthetic(args: argparse.Namespace, synth_task: str) -> tuple[Exper
     Exits with status 2 when ``args.out`` holds an earlier run (training would resume it, not start over)."""
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    synthesize(synth_task, args.data, seed=0, **args.sizes)
+    synthesize(synth_task, args.data, seed=0, **args.synth_options)
     print(f"data: {args.data} ({time.perf_counter() - start:.1f} s)")
     cfg = load_config(args.config, [f"data.root={args.data}", f"output_dir={args.out}", *args.overrides])
     if args.out.exists():

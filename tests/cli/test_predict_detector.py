@@ -55,15 +55,17 @@ def pose_config(shared_data: Path, tmp_path: Path) -> tuple[Path, Path]:
     return config, save_random_weights(config, tmp_path / "pose.pt")
 
 
-def detector_config(tmp_path: Path, num_classes: int = 80, annotation: dict | None = None) -> Path:
-    """A tiny Faster R-CNN that keeps every detection (score threshold 0), at most 4 per image."""
+def detector_config(tmp_path: Path, num_classes: int = 80, annotation: dict | None = None,
+                    name: str = "faster_rcnn_hrnetv2p_w18") -> Path:
+    """A tiny two-stage detector (Faster R-CNN by default) that keeps every detection (score threshold 0),
+    at most 4 per image."""
     root = tmp_path / "det_data"
     if annotation is not None:
         (root / "annotations").mkdir(parents=True)
         (root / "annotations" / "val.json").write_text(json.dumps(annotation))
     return write_yaml(tmp_path / "detector.yaml", {
         "task": "detection",
-        "model": {"name": "faster_rcnn_hrnetv2p_w18",
+        "model": {"name": name,
                   "overrides": {"num_classes": num_classes, "frozen_bn": False, "box_score_thresh": 0.0,
                                 "box_detections_per_img": 4,
                                 "backbone": {"width": 4, "blocks": 1, "modules": [1, 1, 1], "stage1_blocks": 1,
@@ -74,9 +76,10 @@ def detector_config(tmp_path: Path, num_classes: int = 80, annotation: dict | No
     })
 
 
-def test_predict_poses_the_persons_the_detector_finds(shared_data, pose_config, tmp_path):
+@pytest.mark.parametrize("detector", ["faster_rcnn_hrnetv2p_w18", "cascade_rcnn_hrnetv2p_w18"])
+def test_predict_poses_the_persons_the_detector_finds(detector, shared_data, pose_config, tmp_path):
     pose_yaml, pose_weights = pose_config
-    det_yaml = detector_config(tmp_path, num_classes=1, annotation=PERSON_ONLY)
+    det_yaml = detector_config(tmp_path, num_classes=1, annotation=PERSON_ONLY, name=detector)
     det_weights = save_random_weights(det_yaml, tmp_path / "detector.pt")
     images = [shared_data / "coco_keypoints" / "val2017" / name for name in IMAGES]
     out = tmp_path / "out"

@@ -104,15 +104,23 @@ def _detection_rows(detections: dict) -> torch.Tensor:
     return rows
 
 
-def test_faster_rcnn_exports_with_any_image_size(tmp_path):
+@pytest.mark.parametrize("arch, options", [
+    ("faster_rcnn", {}),
+    # three box heads: a narrower pyramid and fewer proposals keep the export quick
+    ("cascade_rcnn", {"backbone_overrides": {"out_channels": 32}, "rpn_post_nms_top_n_test": 300}),
+], ids=["faster_rcnn", "cascade_rcnn"])
+def test_two_stage_detector_exports_with_any_image_size(arch, options, tmp_path):
     from torch import nn
 
     from hrnet.deploy.onnx import export_detector_onnx
     from hrnet.tasks.detection.models import build_detector
 
     torch.manual_seed(0)
-    model = build_detector("faster_rcnn", "hrnetv2p_w18", num_classes=3, min_size=96, max_size=128,
-                           backbone_overrides={"width": 4, "blocks": 1, "modules": (1, 1, 1), "stage1_blocks": 1})
+    options = dict(options)
+    backbone = {"width": 4, "blocks": 1, "modules": (1, 1, 1), "stage1_blocks": 1,
+                **options.pop("backbone_overrides", {})}
+    model = build_detector(arch, "hrnetv2p_w18", num_classes=3, min_size=96, max_size=128,
+                           backbone_overrides=backbone, **options)
     for m in model.modules():  # the default head init scores every box alike; ties would make the test moot
         if isinstance(m, nn.Conv2d | nn.Linear):
             nn.init.normal_(m.weight, std=m.weight[0].numel() ** -0.5)

@@ -30,3 +30,10 @@ def coco_detection(shared_data: Path) -> Path:
 def synthetic_det(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize("det", tmp_path_factory.mktemp("det") / "synthetic", num_train=4, num_val=3,
                       image_size=(96, 128))
+
+
+@pytest.fixture(scope="session")
+def synthetic_det_stuff(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic detection set with COCO-Stuff-style label maps (for HTC's semantic branch)."""
+    return synthesize("det", tmp_path_factory.mktemp("det_stuff") / "synthetic", num_train=4, num_val=3,
+                      image_size=(96, 128), stuff_maps=True)

@@ -75,3 +75,44 @@ def test_no_detections_score_zero(coco_val):
     assert stats == {f"segm_{name}": 0.0 for name in STAT_NAMES}
     with pytest.raises(ValueError, match="iou_type"):
         evaluate_coco(coco_val.coco, [], "keypoints")
+
+
+class ReplayDetector(torch.nn.Module):
+    """Answers each image with the next of a list of outputs (the ground truth, in the loader's order)."""
+
+    def __init__(self, outputs: list[dict]) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.outputs = iter(outputs)
+
+    def forward(self, images):
+        return [next(self.outputs) for _ in images]
+
+
+@pytest.mark.parametrize("name", ["cascade_rcnn_hrnetv2p_w18", "cascade_mask_rcnn_hrnetv2p_w18", "htc_hrnetv2p_w18"])
+def test_ground_truth_through_each_cascade_s_evaluation_gives_ap_one(name, coco_detection, ground_truth_as_detections,
+                                                                    tmp_path):
+    """The detection task's evaluation of each cascade framework (bbox, plus segm for the mask ones, with
+    the results files it writes) scores the ground truth AP 1 on the COCO sample."""
+    from torch.utils.data import DataLoader
+
+    from hrnet.engine.config import validate_config
+    from hrnet.tasks.detection.models import ARCHITECTURES, split_detector_name
+    from hrnet.tasks.detection.task import DetectionTask
+
+    cfg = validate_config({"task": "detection", "model": {"name": name}, "data": {"root": str(coco_detection)},
+                           "output_dir": str(tmp_path)})
+    task = DetectionTask(cfg)
+    dataset = task.build_dataset("val")
+    outputs, image_ids = ground_truth_as_detections
+    assert dataset.image_ids == image_ids
+    masks = ARCHITECTURES[split_detector_name(name)[0]].predicts_masks
+    outputs = [o if masks else {k: v for k, v in o.items() if k != "masks"} for o in outputs]
+    loader = DataLoader(dataset, batch_size=8, collate_fn=task.collate_fn())
+    metrics = task.evaluate(ReplayDetector(outputs), loader, tmp_path)
+    iou_types = ("bbox", "segm") if masks else ("bbox",)
+    assert sorted(p.name for p in tmp_path.glob("detections_*.json")) == [f"detections_{t}.json" for t in iou_types]
+    for iou_type in iou_types:
+        for stat in ("AP", "AP50", "AP75", "AR100"):
+            assert metrics[f"{iou_type}_{stat}"] == pytest.approx(1.0), (iou_type, stat)
+    assert masks == ("segm_AP" in metrics)

@@ -24,7 +24,7 @@ from hrnet.tasks.detection.models import (
 
 
 def test_every_full_width_detector_builds():
-    """All 16 presets build at full width (on the meta device: no memory, no forward); the detector's
+    """All 26 presets build at full width (on the meta device: no memory, no forward); the detector's
     backbone is the preset's with its BN frozen."""
     for backbone in BACKBONES:
         with torch.device("meta"):
@@ -36,7 +36,10 @@ def test_every_full_width_detector_builds():
                 model = build_detector(arch, backbone, num_classes=80)
             assert trainable_params(model.backbone) == trainable_params(body) - bn_affine
             counts[arch] = trainable_params(model)
-        assert counts["fcos"] < counts["retinanet"] < counts["faster_rcnn"] < counts["mask_rcnn"]
+        assert counts["fcos"] < counts["retinanet"] < counts["faster_rcnn"] < counts["mask_rcnn"] \
+            < counts["cascade_rcnn"]
+        if "htc" in counts:
+            assert counts["cascade_rcnn"] < counts["cascade_mask_rcnn"] < counts["htc"]
 
 
 def test_anchors_are_eight_strides_with_three_ratios():
@@ -103,8 +106,9 @@ def test_official_test_settings(tiny_backbone):
 
 
 def test_names_and_errors():
-    assert len([name for name in list_detectors() if "hrnetv2p" in name]) == 16
-    assert "mask_rcnn_hrnetv2p_w40" in list_detectors()
+    assert len(list_detectors()) == 28 and "mask_rcnn_hrnetv2p_w40" in list_detectors()
+    assert len([name for name in list_detectors() if "hrnetv2p" in name]) == 26
+    assert "htc_hrnetv2p_w48" in list_detectors() and "htc_hrnetv2p_w40" not in list_detectors()
     assert split_detector_name("mask_rcnn_hrnetv2p_w40") == ("mask_rcnn", "hrnetv2p_w40")
     with pytest.raises(ConfigError, match="faster_rcnn_hrnetv2p_w18"):
         split_detector_name("faster_rcnn_hrnetv2p_w81")
@@ -130,7 +134,7 @@ def mixed_batch(coco_detection, synthetic_det):
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
-@pytest.mark.parametrize("arch", ["faster_rcnn", "mask_rcnn", "fcos", "retinanet"])
+@pytest.mark.parametrize("arch", ["faster_rcnn", "mask_rcnn", "fcos", "retinanet"])  # cascades: test_det_cascade
 def test_detector_trains_and_infers(arch, backbone, mixed_batch, tiny_backbone, light_rcnn):
     """Every detector x backbone preset, at an eighth of its width: one SGD step on a batch of a COCO sample
     image and a synthetic one, then inference on both."""

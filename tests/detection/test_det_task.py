@@ -49,7 +49,7 @@ def test_configs_validate_and_state_the_paper(path):
         assert ("AP" in text and ("Paper Table" in text or "README" in text)) or "Not in the paper" in text
         assert cfg.train.optimizer.weight_decay == 1e-4 and cfg.train.schedule.warmup_iters == 500
         assert (cfg.data.min_size, cfg.data.max_size) == (800, 1333)
-        epochs_to_steps = {12: [8, 11], 24: [20, 23], 25: [120000, 160000]}
+        epochs_to_steps = {12: [8, 11], 20: [16, 19], 24: [20, 23], 25: [120000, 160000], 28: [24, 27]}
         assert cfg.train.schedule.milestones == epochs_to_steps[cfg.train.epochs]
 
 
@@ -94,6 +94,56 @@ def test_engine_trains_one_epoch_on_the_synthetic_set(synthetic_det, tmp_path, t
     summary = train(cfg)
     assert summary["main_metric"] == "bbox_AP"
     assert (tmp_path / "run" / "eval" / "detections_bbox.json").is_file()
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("cascade_rcnn_hrnetv2p_w18", {}),
+    ("cascade_mask_rcnn_hrnetv2p_w18", {}),
+    ("htc_hrnetv2p_w18", {"semantic_num_classes": 5}),
+    ("htc_hrnetv2p_w18", {"semantic": False}),
+], ids=["cascade_rcnn", "cascade_mask_rcnn", "htc", "htc_without_semantic"])
+def test_cascades_train_and_evaluate_with_the_engine(name, overrides, synthetic_det_stuff, tmp_path, tiny_backbone,
+                                                      light_rcnn):
+    """One iteration of each cascade through the engine (with HTC's semantic branch on the stuff maps, and
+    without it), then COCO evaluation: bbox, and segm for the mask frameworks."""
+    from hrnet.engine.trainer import train
+
+    cfg = synthetic_config(synthetic_det_stuff, tmp_path, tiny_backbone, model={"name": name, "overrides": {
+        "num_classes": 4, "backbone": tiny_backbone, "box_detections_per_img": 10, "mask_channels": 16, **light_rcnn,
+        **overrides}},
+        train={"max_iters_per_epoch": 1})
+    summary = train(cfg)
+    metrics = summary["last_metrics"]
+    assert 0 <= metrics["bbox_AP"] <= 1 and (("segm_AP" in metrics) == (name != "cascade_rcnn_hrnetv2p_w18"))
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert ("loss_semantic_seg" in json.dumps(logged)) == ("semantic_num_classes" in overrides)
+
+
+def test_htc_semantic_branch_needs_the_stuff_maps(synthetic_det, tmp_path, tiny_backbone):
+    cfg = synthetic_config(synthetic_det, tmp_path, tiny_backbone, model={
+        "name": "htc_hrnetv2p_w18", "overrides": {"num_classes": 4, "backbone": tiny_backbone}})
+    with pytest.raises(DataError, match=r"stuff-map folder .*stuffthingmaps/train does not exist.*semantic: false"):
+        DetectionTask(cfg).build_dataset("train")
+    cfg = synthetic_config(synthetic_det, tmp_path, tiny_backbone, model={
+        "name": "htc_hrnetv2p_w18", "overrides": {"num_classes": 4, "backbone": tiny_backbone, "semantic": False}})
+    assert "semantic" not in DetectionTask(cfg).build_dataset("train")[0][1]
+
+
+def test_multi_scale_training_draws_the_shorter_side(synthetic_det, tmp_path, tiny_backbone):
+    cfg = synthetic_config(synthetic_det, tmp_path, tiny_backbone, data={"train_min_size": [40, 60],
+                                                                         "train_max_size": 200})
+    task = DetectionTask(cfg)
+    dataset = task.build_dataset("train")
+    sides = {min(dataset[i % len(dataset)][0].shape[1:]) for i in range(12)}
+    assert sides <= set(range(40, 61)) and len(sides) > 1
+    model = task.build_model().train()
+    image = dataset[0][0]
+    images, _ = model.transform([image], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}])
+    assert images.image_sizes == [tuple(image.shape[1:])]  # the model keeps the drawn scale in training
+    model.eval()
+    assert min(model.transform([image])[0].image_sizes[0]) == 96  # and evaluates at data.min_size
+    with pytest.raises(ConfigError, match="train_min_size"):
+        synthetic_config(synthetic_det, tmp_path, tiny_backbone, data={"train_min_size": [60, 40]})
 
 
 def test_number_of_categories_must_match(synthetic_det, tmp_path, tiny_backbone):

@@ -29,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     synth.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"), help="image size (default: per task)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing different dataset in DIR")
+    synth.add_argument("--stuff-maps", action="store_true",
+                       help="det only: also write COCO-Stuff-style label maps (stuffthingmaps/<split>/), for HTC")
     synth.set_defaults(run=run_synth, prog=synth.prog)
     return parser
 
@@ -42,6 +44,7 @@ def run_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         image_size=tuple(args.image_size) if args.image_size else None,
         overwrite=args.overwrite,
+        stuff_maps=args.stuff_maps,
     )
     print(f"Synthetic {args.task} dataset in {out}")
     return 0

@@ -4,7 +4,9 @@
 
 - ``pose``: COCO person-keypoint JSON + JPEGs of articulated stick figures (``figures.py``);
 - ``seg``: JPEGs of shapes on textured backgrounds + single-channel PNG label maps + ``classes.json``;
-- ``det``: COCO instances JSON (boxes, polygon masks) + JPEGs of possibly overlapping shapes;
+- ``det``: COCO instances JSON (boxes, polygon masks) + JPEGs of possibly overlapping shapes; with
+  ``stuff_maps``, also COCO-Stuff-style label PNGs ``stuffthingmaps/<split>/<image stem>.png`` (each shape's
+  category id - 1, the background ``len(DET_CATEGORIES)``), for HTC's semantic branch;
 - ``cls``: an ImageNet-style folder tree ``split/class_name/id.jpg`` of one shape per image.
 
 Every image has its own random generator seeded from (seed, task, split, index), so a dataset is the
@@ -15,6 +17,7 @@ place at the end, so an interrupted run never leaves a half-written dataset behi
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import tempfile
@@ -69,13 +72,14 @@ def synthesize(
     seed: int = 0,
     image_size: tuple[int, int] | None = None,
     overwrite: bool = False,
+    stuff_maps: bool = False,
 ) -> Path:
     """Write a synthetic ``task`` dataset (pose | seg | det | cls, or their long names) to ``out``.
 
     ``image_size`` is (height, width); counts and size default to ``DEFAULTS[task]``. For ``cls``,
     images are spread evenly over the classes. If ``out`` already holds a dataset made with the same
     arguments it is returned untouched; any other existing ``out`` (but an empty folder) is an error
-    unless ``overwrite``.
+    unless ``overwrite``. ``stuff_maps`` (``det`` only) adds the label maps of the objects and background.
     Returns ``out``.
     """
     key = TASK_ALIASES.get(task)
@@ -92,6 +96,10 @@ def synthesize(
         "image_size": [int(v) for v in (default_size if image_size is None else image_size)],
         "generator_version": _GENERATOR_VERSION,
     }
+    if stuff_maps:
+        if key != "det":
+            raise DataError(f"stuff maps are a detection-set option (--task det), not one of {key!r}")
+        manifest["stuff_maps"] = True
     _check_arguments(manifest)
     out = Path(out)
     if out.exists():
@@ -102,7 +110,8 @@ def synthesize(
                 f"{out} already exists and is not a synthetic {key} dataset made with these "
                 "arguments; choose another folder or pass overwrite=True (--overwrite)."
             )
-    writer = {"pose": _write_pose, "seg": _write_seg, "det": _write_det, "cls": _write_cls}[key]
+    writer = {"pose": _write_pose, "seg": _write_seg, "det": functools.partial(_write_det, stuff_maps=stuff_maps),
+              "cls": _write_cls}[key]
     with _atomic_directory(out) as tmp:
         size = tuple(manifest["image_size"])
         for split, count in zip(_SPLITS, (manifest["num_train"], manifest["num_val"]), strict=True):
@@ -415,8 +424,24 @@ def _polygon_area(points: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
-def _write_det(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int]) -> None:
+def det_stuff_map(annotations: list[dict], height: int, width: int) -> np.ndarray:
+    """An image's COCO-Stuff-style label map: each object's visible region (its polygons) labelled
+    ``category_id - 1`` as COCO-Stuff labels things, everything else the one stuff label, ``len(DET_CATEGORIES)``."""
+    labels = np.full((height, width), len(DET_CATEGORIES), dtype=np.uint8)
+    for ann in annotations:
+        rle = mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], height, width))
+        labels[mask_utils.decode(rle).astype(bool)] = ann["category_id"] - 1
+    return labels
+
+
+def _write_det(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int],
+               stuff_maps: bool = False) -> None:
     images, annotations = _write_coco_images(root, split, rngs, size, det_sample)
+    if stuff_maps:
+        for image in images:
+            objects = [ann for ann in annotations if ann["image_id"] == image["id"]]
+            write_image(root / "stuffthingmaps" / split / f"{Path(image['file_name']).stem}.png",
+                        det_stuff_map(objects, image["height"], image["width"]))
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(DET_CATEGORIES)]
     write_json(
         root / "annotations" / f"instances_{split}.json",

@@ -2,7 +2,8 @@
 
 A sample is ``(image, target)``: ``image`` a float (3, H, W) tensor in [0, 1] and ``target`` a dict with
 ``boxes`` (N, 4) XYXY pixels, ``labels`` (N,) contiguous labels ``1..K``, ``image_id`` and, when masks
-are asked for, ``masks`` (N, H, W) uint8. Crowd regions are not training targets
+are asked for, ``masks`` (N, H, W) uint8, and, with a stuff-map folder (COCO-Stuff's ``stuffthingmaps``,
+for HTC's semantic branch), ``semantic`` (H, W) int64 labels. Crowd regions are not training targets
 (torchvision has no "ignore" boxes; mmdetection's HRNet configs do not use them either) -- the evaluation
 reads them from the annotation file. Training images resize (shorter side ``min_size``, longer at most
 ``max_size``) and flip here; evaluation images stay at their size and the model resizes them and maps
@@ -21,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
@@ -29,6 +31,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from ...errors import DataError
 from ...media import read_image
@@ -40,6 +43,8 @@ __all__ = [
     "read_image",
     "image_tensor",
     "annotation_mask",
+    "SemanticMap",
+    "read_stuff_map",
     "train_transforms",
     "eval_transforms",
     "collate_detection",
@@ -127,6 +132,39 @@ def annotation_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:
                         f"'segmentation': {e}") from None
 
 
+class SemanticMap(tv_tensors.TVTensor):
+    """An (H, W) label map that resizes (nearest) and flips with the image. Not a ``Mask``: torchvision's
+    ``SanitizeBoundingBoxes`` would index it as one mask per box."""
+
+    def __new__(cls, data: Any) -> SemanticMap:
+        return cls._to_tensor(data, dtype=None, device=None, requires_grad=False).as_subclass(cls)
+
+
+@TF.register_kernel(TF.resize, SemanticMap)
+def _resize_semantic(inpt: SemanticMap, size: Any, *args: Any, max_size: int | None = None, **kwargs: Any
+                     ) -> SemanticMap:
+    return tv_tensors.wrap(TF.resize_mask(inpt.as_subclass(Tensor), size, max_size=max_size), like=inpt)
+
+
+@TF.register_kernel(TF.horizontal_flip, SemanticMap)
+def _flip_semantic(inpt: SemanticMap) -> SemanticMap:
+    return tv_tensors.wrap(TF.horizontal_flip_mask(inpt.as_subclass(Tensor)), like=inpt)
+
+
+def read_stuff_map(path: str | Path, height: int, width: int) -> np.ndarray:
+    """The (H, W) uint8 labels of a COCO-Stuff ``stuffthingmaps`` PNG (0-181, 255 unlabeled); ``DataError``
+    naming the file if it is missing, unreadable, not single-channel or not ``height`` x ``width``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"stuff map not found: {path}")
+    labels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if labels is None or labels.ndim != 2 or labels.dtype != np.uint8:
+        raise DataError(f"stuff map {path} is not a single-channel 8-bit PNG of labels")
+    if labels.shape != (height, width):
+        raise DataError(f"stuff map {path} is {labels.shape[1]}x{labels.shape[0]} but its image is {width}x{height}")
+    return labels
+
+
 def _box_xyxy(ann: dict[str, Any], height: int, width: int) -> list[float]:
     """The annotation's box as XYXY clipped to the image."""
     bbox = ann.get("bbox")
@@ -144,16 +182,21 @@ class CocoDetection(Dataset):
     Annotations whose box is under ``min_box_size`` pixels wide or high inside the image are skipped and
     counted (``num_degenerate``, logged once); an annotation whose ``category_id`` is not in
     ``categories`` is an error naming it. ``skip_empty`` drops images without any usable object (for
-    training, as mmdetection does).
+    training, as mmdetection does). ``stuff_dir`` is a folder of label-map PNGs named as the images
+    (COCO-Stuff's ``stuffthingmaps/train2017/<image stem>.png``), read as the target's ``semantic``.
     """
 
     def __init__(self, ann_file: str | Path, image_dir: str | Path,
                  transforms: Callable[..., Any] | None = None, *, with_masks: bool = False,
-                 skip_empty: bool = False, min_box_size: float = 1.0) -> None:
+                 skip_empty: bool = False, min_box_size: float = 1.0, stuff_dir: str | Path | None = None) -> None:
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
         if not self.image_dir.is_dir():
             raise DataError(f"image folder not found: {self.image_dir}")
+        self.stuff_dir = None if stuff_dir is None else Path(stuff_dir)
+        if self.stuff_dir is not None and not self.stuff_dir.is_dir():
+            raise DataError(f"stuff-map folder not found: {self.stuff_dir} (COCO-Stuff's stuffthingmaps/<split>, "
+                            "label PNGs named as the images)")
         self.coco = load_coco(self.ann_file)
         self.categories = CategoryMap.from_categories(self.coco.dataset["categories"])
         self.transforms = transforms if transforms is not None else eval_transforms()
@@ -210,16 +253,30 @@ class CocoDetection(Dataset):
             masks = np.stack([annotation_mask(a, height, width) for a in anns]) if anns else \
                 np.zeros((0, height, width), np.uint8)
             target["masks"] = tv_tensors.Mask(torch.from_numpy(masks))
+        if self.stuff_dir is not None:
+            stem = Path(info["file_name"]).stem
+            target["semantic"] = SemanticMap(torch.from_numpy(read_stuff_map(self.stuff_dir / f"{stem}.png",
+                                                                             height, width)))
         image, target = self.transforms(tv_tensors.Image(image), target)
+        if "semantic" in target:
+            target["semantic"] = target["semantic"].as_subclass(Tensor).long()
         return image.as_subclass(Tensor), {k: v.as_subclass(Tensor) if isinstance(v, Tensor) else v
                                            for k, v in target.items()}
 
 
-def train_transforms(min_size: int = 800, max_size: int = 1333, flip_prob: float = 0.5) -> v2.Compose:
+def train_transforms(min_size: int | tuple[int, int] = 800, max_size: int = 1333, flip_prob: float = 0.5
+                     ) -> v2.Compose:
     """Resize keeping the aspect ratio (shorter side ``min_size``, longer at most ``max_size``, as
-    mmdetection's ``img_scale=(1333, 800)``), flip horizontally with ``flip_prob``, scale to [0, 1]."""
+    mmdetection's ``img_scale=(1333, 800)``), flip horizontally with ``flip_prob``, scale to [0, 1].
+    A ``(low, high)`` ``min_size`` draws the shorter side per image from ``low..high`` (multi-scale training,
+    mmdetection's ``multiscale_mode='range'``)."""
+    if isinstance(min_size, int):
+        resize = v2.Resize(min_size, max_size=max_size, antialias=True)
+    else:
+        low, high = min_size
+        resize = v2.RandomShortestSize(list(range(low, high + 1)), max_size=max_size, antialias=True)
     return v2.Compose([
-        v2.Resize(min_size, max_size=max_size, antialias=True),
+        resize,
         v2.RandomHorizontalFlip(flip_prob),
         v2.SanitizeBoundingBoxes(min_size=1.0),
         v2.ToDtype(torch.float32, scale=True),

@@ -1,5 +1,6 @@
 """Detectors: an HRNetV2p pyramid inside torchvision's Faster R-CNN, Mask R-CNN, FCOS and RetinaNet, and
-CenterNet on HRNetV2's stride-4 representation (:mod:`.centernet`).
+Cascade R-CNN, Cascade Mask R-CNN and Hybrid Task Cascade built on torchvision's pieces, and CenterNet on
+HRNetV2's stride-4 representation (:mod:`.centernet`).
 
 The RPN, RoI heads, NMS and RoIAlign are torchvision's; this module only chooses the pieces the HRNet
 detection code chose:
@@ -8,6 +9,9 @@ detection code chose:
   (strides 4-64), one anchor size per level of 8 x stride (32-512) with ratios 0.5/1/2, RoIAlign
   (sampling ratio 2) on p2-p5 -- 7x7 for the 2-FC (1024) box head, 14x14 for the 4-conv mask head --
   and 2000 RPN proposals before and after NMS both in training and testing.
+* cascades (``cascade_rcnn``, ``cascade_mask_rcnn``, ``htc``, as mmdetection's HRNet configs): the same
+  pyramid, anchors and RoIAlign, with three box stages (and mask heads, and HTC's semantic branch) of
+  :mod:`.cascade` / :mod:`.htc` in place of torchvision's RoI heads.
 * one-stage (``fcos``, ``retinanet``, as HRNet-FCOS): the pyramid's 3x3 convs have stride 2, so the
   levels have strides 8-128 as in FCOS/RetinaNet with a ResNet-FPN; FCOS assigns objects by size
   (0-64-128-256-512-inf) without centre sampling, RetinaNet uses 3 scales x 3 ratios of 4 x stride.
@@ -37,7 +41,9 @@ from ...errors import ConfigError, did_you_mean
 from ...models import build_model
 from ...models.complexity import complexity
 from ...models.registry import Preset, get_preset, register_preset
+from .cascade import CascadeRCNN
 from .centernet import CenterNet, build_centernet
+from .htc import HybridTaskCascade
 
 __all__ = [
     "Architecture",
@@ -62,6 +68,8 @@ __all__ = [
 ]
 
 BACKBONES = ("hrnetv2p_w18", "hrnetv2p_w32", "hrnetv2p_w40", "hrnetv2p_w48")
+#: the backbones the paper (and mmdetection's HRNet configs) pair with Cascade Mask R-CNN and HTC
+CASCADE_BACKBONES = ("hrnetv2p_w18", "hrnetv2p_w32", "hrnetv2p_w48")
 TWO_STAGE_STRIDES = (4, 8, 16, 32, 64)
 ONE_STAGE_STRIDES = (8, 16, 32, 64, 128)
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
@@ -137,6 +145,24 @@ def _mask_rcnn(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Modu
                     box_roi_pool=roi_align(7), mask_roi_pool=roi_align(14), **{**defaults, **options})
 
 
+def _cascade_rcnn(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Module:
+    """The HRNet cascade configs' test RPN keeps 1000 proposals (torchvision's default), not 2000."""
+    return CascadeRCNN(backbone, num_classes, rpn_anchor_generator=rpn_anchor_generator(),
+                       box_roi_pool=roi_align(7), **options)
+
+
+def _cascade_mask_rcnn(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Module:
+    return CascadeRCNN(backbone, num_classes, rpn_anchor_generator=rpn_anchor_generator(),
+                       box_roi_pool=roi_align(7), mask_roi_pool=roi_align(14), **options)
+
+
+def _htc(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Module:
+    """The HRNet HTC configs keep detections down to score 0.001 (Cascade's: 0.05)."""
+    return HybridTaskCascade(backbone, num_classes, rpn_anchor_generator=rpn_anchor_generator(),
+                             box_roi_pool=roi_align(7), mask_roi_pool=roi_align(14),
+                             **{"box_score_thresh": 0.001, **options})
+
+
 def _fcos(backbone: nn.Module, num_classes: int, **options: Any) -> nn.Module:
     defaults = {"center_sampling_radius": float("inf"), "score_thresh": 0.05, "nms_thresh": 0.6,
                 "detections_per_img": 100, "topk_candidates": 1000}
@@ -177,6 +203,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     "mask_rcnn": Architecture(_mask_rcnn, MaskRCNN, one_stage=False, predicts_masks=True),
     "fcos": Architecture(_fcos, FCOS, one_stage=True, predicts_masks=False),
     "retinanet": Architecture(_retinanet, RetinaNet, one_stage=True, predicts_masks=False),
+    "cascade_rcnn": Architecture(_cascade_rcnn, CascadeRCNN, one_stage=False, predicts_masks=False),
+    "cascade_mask_rcnn": Architecture(_cascade_mask_rcnn, CascadeRCNN, one_stage=False, predicts_masks=True,
+                                      backbones=CASCADE_BACKBONES),
+    "htc": Architecture(_htc, HybridTaskCascade, one_stage=False, predicts_masks=True, backbones=CASCADE_BACKBONES),
     # one map at stride 4, no pyramid (one_stage=False: nothing to give stride-2 levels); BN is trained
     "centernet": Architecture(build_centernet, CenterNet, one_stage=False, predicts_masks=False,
                               backbones=("hrnetv2_w48", "hrnetv2_w64"), frozen_bn=False),
@@ -246,7 +276,8 @@ def build_detector(arch: str, backbone: str | nn.Module = "hrnetv2p_w18", num_cl
 
 #: Table 7 of the paper (input 800x1200): framework, backbone, #params as printed, and the unit that
 #: row counts in. The Faster R-CNN rows are trainable parameters / 2^20: Table 19's precise values
-#: (26.18, 45.04, 79.42) are exactly our counts divided by 2^20; the Mask R-CNN and FCOS rows are / 10^6.
+#: (26.18, 45.04, 79.42) are exactly our counts divided by 2^20; the Mask R-CNN, FCOS, Cascade (Mask)
+#: R-CNN and HTC rows are / 10^6 (in 2^20 the cascade rows would be 5 % under the paper's).
 PAPER_TABLE7: tuple[tuple[str, str, float, int], ...] = (
     ("faster_rcnn", "hrnetv2p_w18", 26.2, 2**20),
     ("faster_rcnn", "hrnetv2p_w32", 45.0, 2**20),
@@ -255,6 +286,15 @@ PAPER_TABLE7: tuple[tuple[str, str, float, int], ...] = (
     ("mask_rcnn", "hrnetv2p_w32", 49.9, 10**6),
     ("fcos", "hrnetv2p_w18", 17.5, 10**6),
     ("fcos", "hrnetv2p_w32", 37.3, 10**6),
+    ("cascade_rcnn", "hrnetv2p_w18", 55.1, 10**6),
+    ("cascade_rcnn", "hrnetv2p_w32", 74.9, 10**6),
+    ("cascade_rcnn", "hrnetv2p_w48", 111.0, 10**6),
+    ("cascade_mask_rcnn", "hrnetv2p_w18", 63.1, 10**6),
+    ("cascade_mask_rcnn", "hrnetv2p_w32", 82.9, 10**6),
+    ("cascade_mask_rcnn", "hrnetv2p_w48", 118.9, 10**6),
+    ("htc", "hrnetv2p_w18", 66.1, 10**6),
+    ("htc", "hrnetv2p_w32", 85.9, 10**6),
+    ("htc", "hrnetv2p_w48", 121.9, 10**6),
     ("centernet", "hrnetv2_w48", 73.6, 10**6),
     ("centernet", "hrnetv2_w64", 127.7, 10**6),
 )
@@ -266,6 +306,12 @@ TABLE7_NOTES: dict[str, str] = {
     "mask_rcnn": "in 10^6; the mask head (4 convs, deconv, 1x1: 2.64M) is the same as mmdetection's",
     "fcos": "in 10^6; counting the backbone's BN (trained in HRNet-FCOS, frozen here) gives 17.50 / 37.30; "
             "torchvision's head has no per-level Scale (5) and one label-0 logit more (2,305)",
+    "cascade_rcnn": "in 10^6 (in 2^20: 52.5 / 71.4 / 105.8); Faster R-CNN + two more 2-FC stages, all three "
+                    "class-agnostic (4 box outputs, not 81 x 4); 0.01-0.08M under the paper's figure",
+    "cascade_mask_rcnn": "in 10^6; Cascade R-CNN + three mask heads of 2.64M; the paper's figure is 0.05-0.11M "
+                         "higher, which its one-decimal rounding of each row does not explain: not reproducible",
+    "htc": "in 10^6; Cascade Mask R-CNN + two 1x1 info-flow convs + the fused semantic head (2.80M, 183 classes); "
+           "0.12-0.17M under the paper's figure, as its Cascade Mask R-CNN rows are",
     "centernet": "not reproducible (-3.7 / -3.5 %; GFLOPs too): ours is CenterNet's three 256-wide heads on HRNetV2; "
                  "the paper's 511x511 rows beside HG-52/HG-104 are the keypoint-triplet CenterNet's larger heads",
 }
@@ -317,10 +363,15 @@ def paper_params_table() -> list[ParamsRow]:
     """Our detectors' parameter counts beside the paper's Table 7 rows (built on the meta device: no
     memory, no weights; parameters do not depend on the 800x1200 input), with the backbone + pyramid
     GFLOPs (multiply-adds / 1024^3, :func:`hrnet.models.complexity.complexity`) on the padded 800x1216."""
-    rows = []
+    rows, gflops = [], {}
     for arch, backbone, paper, unit in PAPER_TABLE7:
-        params, gflops = measure_detector(arch, backbone, num_classes=80)
-        rows.append(ParamsRow(arch, backbone, paper, params, unit, gflops))
+        pyramid = (backbone, ARCHITECTURES[arch].one_stage)  # what the GFLOPs column depends on
+        if pyramid in gflops:
+            with torch.device("meta"):
+                params = trainable_params(build_detector(arch, backbone, num_classes=80))
+        else:
+            params, gflops[pyramid] = measure_detector(arch, backbone, num_classes=80)
+        rows.append(ParamsRow(arch, backbone, paper, params, unit, gflops[pyramid]))
     return rows
 
 
@@ -338,12 +389,12 @@ def format_params_table(rows: list[ParamsRow]) -> str:
     """A plain-text table of :func:`paper_params_table` for ``hrnet info --detectors``: the paper's figure
     and unit, our count in 10^6 and in 2^20 parameters, the difference in the paper's unit, the backbone +
     pyramid GFLOPs, and under each row why the figures compare as they do."""
-    header = (f"{'detector':<26} {'paper (M)':>9} {'unit':>5} {'ours 10^6':>9} {'ours 2^20':>9} {'diff':>6} "
+    header = (f"{'detector':<30} {'paper (M)':>9} {'unit':>5} {'ours 10^6':>9} {'ours 2^20':>9} {'diff':>6} "
               f"{'GFLOPs':>7}")
     lines = [header, "-" * len(header)]
     for row in rows:
         unit = "2^20" if row.unit == 2**20 else "10^6"
-        lines.append(f"{row.arch + '_' + row.backbone:<26} {row.paper:>9.1f} {unit:>5} {row.params / 1e6:>9.2f} "
+        lines.append(f"{row.arch + '_' + row.backbone:<30} {row.paper:>9.1f} {unit:>5} {row.params / 1e6:>9.2f} "
                      f"{row.params / 2**20:>9.2f} {100 * row.relative_difference:>+5.1f}% "
                      f"{row.backbone_gflops:>7.1f}")
         lines.append(f"    {row.note}")

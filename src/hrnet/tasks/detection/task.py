@@ -5,6 +5,8 @@ A config names a detector preset (``model.name: faster_rcnn_hrnetv2p_w18``, see
 :func:`~hrnet.tasks.detection.models.list_detectors`); ``model.overrides`` may hold ``num_classes``
 (default 80), ``frozen_bn`` (default true, CenterNet false), ``backbone`` (options for ``hrnet.build_model``, e.g.
 ``{width: 8}``) and options of the torchvision detector (e.g. ``box_score_thresh``).
+HTC's semantic branch (``model.overrides.semantic``, on by default) trains from COCO-Stuff label maps
+under ``data.root / data.stuff_maps / data.train_images``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ class DetectionDataConfig(StrictModel):
     #: trains on square crops of ``min_size`` (a multiple of 32) and ignores ``max_size``
     min_size: int = Field(800, ge=32)
     max_size: int = Field(1333, ge=32)
+    #: multi-scale training (``mstrain``): each training image's shorter side is drawn uniformly from
+    #: [low, high], its longer side kept at most ``train_max_size`` (default ``max_size``); evaluation
+    #: stays at ``min_size`` / ``max_size``
+    train_min_size: tuple[int, int] | None = None
+    train_max_size: int | None = Field(None, ge=32)
+    #: COCO-Stuff label maps (``<stuff_maps>/<train_images>/<image stem>.png``) for HTC's semantic branch
+    stuff_maps: str = "stuffthingmaps"
     flip_prob: float = Field(0.5, ge=0, le=1)
     #: annotations whose box is narrower or lower than this (pixels) are skipped and counted
     min_box_size: float = Field(1.0, ge=0)
@@ -62,12 +71,17 @@ class DetectionDataConfig(StrictModel):
     def _sizes_ordered(self) -> DetectionDataConfig:
         if self.max_size < self.min_size:
             raise ValueError(f"max_size ({self.max_size}) must be at least min_size ({self.min_size})")
+        if self.train_min_size is not None:
+            low, high = self.train_min_size
+            if not 32 <= low <= high:
+                raise ValueError(f"train_min_size must be [low, high] with 32 <= low <= high, got {[low, high]}")
         return self
 
 
 @register_task
 class DetectionTask(Task):
-    """Object detection and instance segmentation (Faster/Mask R-CNN, FCOS, RetinaNet on HRNetV2p)."""
+    """Object detection and instance segmentation (Faster/Mask R-CNN, FCOS, RetinaNet, Cascade (Mask) R-CNN,
+    HTC on HRNetV2p)."""
 
     name = "detection"
     DataConfig = DetectionDataConfig
@@ -91,10 +105,29 @@ class DetectionTask(Task):
                               f"got {backbone_overrides!r}")
         data = self.data
         try:
-            return build_detector(self.arch, self.backbone, self.num_classes, min_size=data.min_size,
-                                  max_size=data.max_size, backbone_overrides=backbone_overrides, **options)
+            model = build_detector(self.arch, self.backbone, self.num_classes, min_size=data.min_size,
+                                   max_size=data.max_size, backbone_overrides=backbone_overrides, **options)
         except (TypeError, ConfigError) as e:
             raise ConfigError(f"model.overrides of {self.cfg.model.name!r}: {e}") from None
+        if data.train_min_size is not None:
+            # the data pipeline draws each training image's scale; torchvision's transform would resize it
+            # back to min_size (its own option for this, used by torchvision's reference scripts)
+            model.transform._skip_resize = True
+        return model
+
+    def uses_stuff_maps(self) -> bool:
+        """Whether the model trains a semantic branch (HTC's, unless ``model.overrides.semantic`` is false)."""
+        options = ARCHITECTURES[self.arch].option_names()
+        return "semantic" in options and bool(self.cfg.model.overrides.get("semantic", True))
+
+    def _stuff_dir(self) -> Path:
+        data = self.cfg.data
+        folder = data.root / data.stuff_maps / data.train_images
+        if not folder.is_dir():
+            raise DataError(f"{self.cfg.model.name} trains its semantic branch from COCO-Stuff label maps, but the "
+                            f"stuff-map folder {folder} does not exist (data.root / data.stuff_maps / "
+                            "data.train_images); add the maps or set model.overrides.semantic: false")
+        return folder
 
     def build_dataset(self, split: str) -> CocoDetection:
         data = self.data
@@ -108,6 +141,7 @@ class DetectionTask(Task):
             with_masks=ARCHITECTURES[self.arch].predicts_masks,
             skip_empty=train and data.skip_empty_train,
             min_box_size=data.min_box_size,
+            stuff_dir=self._stuff_dir() if train and self.uses_stuff_maps() else None,
         )
         found = len(dataset.categories)
         if found != self.num_classes:
@@ -116,10 +150,13 @@ class DetectionTask(Task):
         return dataset
 
     def _train_transforms(self) -> Callable:
-        """CenterNet trains on square random crops of ``data.min_size``; the others on resized images."""
+        """CenterNet trains on square random crops of ``data.min_size``; the others on resized images, of a
+        shorter side drawn from ``data.train_min_size`` with multi-scale training."""
         data = self.data
         if self.arch == "centernet":
             return CenterNetTrainTransform(data.min_size, data.flip_prob)
+        if data.train_min_size is not None:
+            return train_transforms(data.train_min_size, data.train_max_size or data.max_size, data.flip_prob)
         return train_transforms(data.min_size, data.max_size, data.flip_prob)
 
     def collate_fn(self) -> Callable:
