@@ -202,6 +202,27 @@ def test_mmdet_cascade_stage_without_a_cascade_model_is_listed():
         load_weights(model, state, verbose=False)
 
 
+def test_mmdet_cascade_rcnn_maps_each_stage():
+    """mmdetection's Cascade R-CNN keeps one class-agnostic 2-FC box head per stage (``roi_head.bbox_head.<t>``)."""
+    model = detector("cascade_rcnn")
+    state = {k: v for k, v in two_stage(model, 3, masks=False).items() if not k.startswith("roi_head.")}
+    for t in range(3):
+        state.update({f"roi_head.bbox_head.{t}.shared_fcs.0.weight": torch.randn(1024, 256 * 7 * 7),
+                      f"roi_head.bbox_head.{t}.shared_fcs.0.bias": torch.randn(1024),
+                      f"roi_head.bbox_head.{t}.shared_fcs.1.weight": torch.randn(1024, 1024),
+                      f"roi_head.bbox_head.{t}.shared_fcs.1.bias": torch.randn(1024),
+                      f"roi_head.bbox_head.{t}.fc_cls.weight": torch.randn(4, 1024),
+                      f"roi_head.bbox_head.{t}.fc_cls.bias": torch.randn(4),
+                      f"roi_head.bbox_head.{t}.fc_reg.weight": torch.randn(4, 1024),  # reg_class_agnostic
+                      f"roi_head.bbox_head.{t}.fc_reg.bias": torch.randn(4)})
+    load_weights(model, state, strict=True, verbose=False)
+    for t, stage in enumerate(model.roi_heads.stages):
+        fc_cls = state[f"roi_head.bbox_head.{t}.fc_cls.weight"]
+        assert torch.equal(stage.box_predictor.cls_score.weight[0], fc_cls[3])  # background last -> first
+        assert torch.equal(stage.box_predictor.bbox_pred.weight, state[f"roi_head.bbox_head.{t}.fc_reg.weight"])
+        assert torch.equal(stage.box_head.fc6.weight, state[f"roi_head.bbox_head.{t}.shared_fcs.0.weight"])
+
+
 def fcos_head(classes: int, scale: float = 1.0) -> dict[str, torch.Tensor]:
     state = {}
     for branch in ("cls_convs", "reg_convs"):

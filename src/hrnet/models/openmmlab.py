@@ -66,7 +66,7 @@ def is_openmmlab(state: Mapping[str, Tensor], model_keys: Mapping[str, Tensor] |
 def cascade_stage_prefixes(stage: int) -> tuple[str, str]:
     """Where stage ``stage`` of a cascade RoI head (mmdetection ``roi_head.bbox_head.<stage>``) lives in our
     model: ``(box head prefix, box predictor prefix)``."""
-    return f"roi_heads.box_head.{stage}.", f"roi_heads.box_predictor.{stage}."
+    return f"roi_heads.stages.{stage}.box_head.", f"roi_heads.stages.{stage}.box_predictor."
 
 
 # ------------------------------------------------------------------------------------ tensor transforms
