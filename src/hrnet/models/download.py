@@ -134,6 +134,8 @@ def download_file(url: str, part: Path, label: str = "", progress: bool = True, 
         except (_Incomplete, http.client.HTTPException, OSError) as e:  # cut connections, timeouts, resets
             last = e
     size = part.stat().st_size if part.exists() else 0
+    if not size:  # nothing arrived: an unreachable host or a missing file, nothing to resume
+        raise CheckpointError(f"cannot download {url}: {last}")
     raise CheckpointError(f"the download of {url} stopped after {size} bytes ({last}); the partial file {part} "
                           "is kept and the next attempt resumes it.")
 

@@ -205,17 +205,16 @@ def cache_dir() -> Path:
 
 
 def _download(url: str, progress: bool) -> Path:
-    """Download ``url`` into the cache once; torch.hub writes a temporary file and renames it when done."""
+    """Download ``url`` into the cache once (resumed after a cut connection, renamed into place when whole)."""
+    from .download import download_file
+
     name = Path(urllib.parse.urlparse(url).path).name
     if not name:
         raise CheckpointError(f"cannot download {url}: the URL does not end in a file name.")
     dst = cache_dir() / name
     if not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(url, str(dst), progress=progress)
-        except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
-            raise CheckpointError(f"cannot download checkpoint {url}: {e}") from e
+        part = download_file(url, dst.with_name(f"{name}.part"), label=name, progress=progress)
+        os.replace(part, dst)
     return dst
 
 
