@@ -32,5 +32,5 @@ def shared_data_dir() -> Path:
     env = os.environ.get("HRNET_SHARED_DATA")
     if not env:
         raise ConfigError("HRNET_SHARED_DATA is not set: point it at the folder of sample data "
-                          "(e.g. export HRNET_SHARED_DATA=/path/to/shared/data)")
+                          "(e.g. export HRNET_SHARED_DATA=/path/to/sample-data)")
     return Path(env).expanduser()
