@@ -83,9 +83,10 @@ class Inferencer:
     :class:`~hrnet.inference.results.PoseResult`, ``SegmentationResult``, ``DetectionResult`` or
     ``ClassificationResult``, with ``to_json()`` and ``draw(image)``.
 
-    Pose: ``detector`` (a detection config or preset, e.g. ``faster_rcnn_hrnetv2p_w32``, with
-    ``detector_weights``, or any callable ``image -> (xywh boxes, scores)``) finds the persons; without
-    one, ``boxes=FILE`` (a COCO detection results file) or the whole image. int8 paths calibrate on
+    Pose: an image file with entries in ``boxes=FILE`` (a COCO detection results file) has those persons
+    (none without entries); otherwise ``detector`` (a detection config or preset, e.g.
+    ``faster_rcnn_hrnetv2p_w32``, with ``detector_weights``, or any callable ``image -> (xywh boxes,
+    scores)``) finds them; with neither, the whole image is one person. int8 paths calibrate on
     ``calibration_images`` train-split images of the config. Task options (``OPTIONS``): pose ``boxes``,
     ``box_thre``, ``kpt_thre``; segmentation ``alpha``; detection ``score_threshold``; classification
     ``topk``, ``classes``.
@@ -126,8 +127,6 @@ class Inferencer:
             return None
         if self.task.name != "pose":
             raise ConfigError(f"a person detector serves top-down pose, but this is a {self.task.name!r} config")
-        if self.options.get("boxes"):
-            raise ConfigError("give the person boxes either with a detector or with boxes=FILE, not both")
         if callable(detector):
             return detector
         from ..tasks.detection.person import load_person_detector  # detection models: only when asked for
@@ -175,6 +174,11 @@ class Inferencer:
 
     def predict_video(self, source: str | os.PathLike | int, max_frames: int | None = None) -> Iterator[Result]:
         """Results of each frame of a video file or webcam (an index, or ``"webcam"`` / ``"webcam:N"``)."""
+        return (result for _, result in self.video(source, max_frames))
+
+    def video(self, source: str | os.PathLike | int,
+              max_frames: int | None = None) -> Iterator[tuple[np.ndarray, Result]]:
+        """``(frame, result)`` of each frame of a video file or webcam, as they are decoded and predicted."""
         index = _webcam_index(source)
         label = f"webcam:{index}" if index is not None else str(source)
         if index is None and not Path(source).is_file():
@@ -183,7 +187,7 @@ class Inferencer:
         for frame in self.frames(index if index is not None else source):
             if max_frames is not None and count >= max_frames:
                 break
-            yield from self.predict_images([frame], ids=[count], files=None, source=label, frame=count)
+            yield frame, self.predict_images([frame], ids=[count], source=label, frame=count)[0]
             count += 1
         if count == 0:
             raise DataError(f"cannot read video {label}: no frame could be decoded (not a video OpenCV can read, "
@@ -215,19 +219,24 @@ class Inferencer:
     # ------------------------------------------------------------------------------------------ per task
 
     def _pose(self, images: list[np.ndarray], files: list[Path | None], headers: list[dict]) -> list[Result]:
-        thre = float(self.options["box_thre"])
-        if self._boxes is not None:
-            found = [boxes_for_image(self._boxes, f) if f is not None else None for f in files]
-            persons = [(np.zeros((0, 4)), np.zeros(0)) if f is None else f for f in found]
-        elif self.detector is not None:
-            persons = [self.detector(image) for image in images]
-        else:
-            persons = [(None, None)] * len(images)
-        persons = [(b, s) if b is None else _above(b, s, thre) for b, s in persons]
+        persons = [self._persons(image, file) for image, file in zip(images, files, strict=True)]
         poses = self._predictor(images, [b for b, _ in persons], [s for _, s in persons])
         meta, kpt_thre = self.task.meta, float(self.options["kpt_thre"])
         return [PoseResult.from_instances(instances, meta, kpt_thre=kpt_thre, **header)
                 for instances, header in zip(poses, headers, strict=True)]
+
+    def _persons(self, image: np.ndarray, file: Path | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """An image's person boxes (xywh) and scores: its entries in the ``boxes`` file (none: no persons),
+        else the detector's, else ``(None, None)``, the whole image; boxes under ``box_thre`` dropped."""
+        if self._boxes is not None and file is not None:
+            found = boxes_for_image(self._boxes, file)
+            boxes, scores = found if found is not None else (np.zeros((0, 4)), np.zeros(0))
+        elif self.detector is not None:
+            boxes, scores = self.detector(image)
+        else:
+            return None, None
+        keep = np.asarray(scores).reshape(-1) >= float(self.options["box_thre"])
+        return np.asarray(boxes).reshape(-1, 4)[keep], np.asarray(scores).reshape(-1)[keep]
 
     def _segmentation(self, images: list[np.ndarray], files: list, headers: list[dict]) -> list[Result]:
         task = self.task
@@ -253,11 +262,6 @@ class Inferencer:
     def __repr__(self) -> str:
         return f"Inferencer(task={self.task.name!r}, model={self.cfg.model.name!r}, path={self.path!r}, " \
                f"device={str(self.device)!r})"
-
-
-def _above(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    keep = np.asarray(scores) >= threshold
-    return np.asarray(boxes).reshape(-1, 4)[keep], np.asarray(scores).reshape(-1)[keep]
 
 
 def _image_id(file: Path | None, index: int) -> int | str:
