@@ -11,7 +11,7 @@ from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from ...models.context import inference_context
 
-__all__ = ["as_float_image", "detect", "detect_people", "draw_detections"]
+__all__ = ["as_float_image", "detect", "detect_people", "person_boxes", "draw_detections"]
 
 
 def as_float_image(image: Tensor | np.ndarray) -> Tensor:
@@ -36,13 +36,22 @@ def detect(model: nn.Module, images: Sequence[Tensor | np.ndarray]) -> list[dict
 
 
 def detect_people(model: nn.Module, image: Tensor | np.ndarray, score_threshold: float = 0.5,
-                  person_label: int = 1) -> tuple[Tensor, Tensor]:
+                  person_label: int = 1, max_persons: int | None = None) -> tuple[Tensor, Tensor]:
     """Person boxes for top-down pose estimation: ``(boxes, scores)``, boxes (N, 4) XYXY in the image's
-    pixels and their scores, best first, keeping scores >= ``score_threshold``. ``person_label`` is the
-    detector's label of the person class (1 for a COCO-trained detector: category id 1)."""
-    output = detect(model, [image])[0]
+    pixels and their scores, best first, keeping scores >= ``score_threshold`` (the best ``max_persons``
+    when given). ``person_label`` is the detector's label of the person class (1 for a COCO-trained
+    detector: category id 1, in torchvision's 91-index scheme as in the project's 80-category one)."""
+    return person_boxes(detect(model, [image])[0], score_threshold, person_label, max_persons)
+
+
+def person_boxes(output: dict[str, Tensor], score_threshold: float = 0.5, person_label: int = 1,
+                 max_persons: int | None = None) -> tuple[Tensor, Tensor]:
+    """The person detections of one detector ``output`` (``boxes``, ``labels``, ``scores``): those of label
+    ``person_label`` scoring >= ``score_threshold``, best first, at most ``max_persons`` of them."""
     keep = (output["labels"] == person_label) & (output["scores"] >= score_threshold)
-    return output["boxes"][keep], output["scores"][keep]
+    boxes, scores = output["boxes"][keep], output["scores"][keep]
+    order = torch.argsort(scores, descending=True, stable=True)[:max_persons]
+    return boxes[order], scores[order]
 
 
 def draw_detections(image: Tensor, detection: dict[str, Tensor], names: Sequence[str] | None = None,
