@@ -8,7 +8,7 @@ Importing the task module registers ``task: detection`` with the engine. ``detec
 from .centernet import CenterNet, CenterNetTrainTransform
 from .data import CategoryMap, CocoDetection, collate_detection, eval_transforms, train_transforms
 from .evaluation import detections_to_coco, evaluate_coco, write_results
-from .inference import detect, detect_people, draw_detections, person_boxes
+from .inference import detect, detect_people, person_boxes
 from .models import (
     ARCHITECTURES,
     BACKBONES,
@@ -19,6 +19,7 @@ from .models import (
 )
 from .person import PersonDetector, list_torchvision_detectors, load_person_detector, person_label
 from .task import DetectionDataConfig, DetectionTask
+from .visualize import draw_boxes, draw_detections
 
 __all__ = [
     "ARCHITECTURES",
@@ -41,6 +42,7 @@ __all__ = [
     "detect_people",
     "person_boxes",
     "draw_detections",
+    "draw_boxes",
     "PersonDetector",
     "person_label",
     "load_person_detector",
