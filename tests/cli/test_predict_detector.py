@@ -333,7 +333,7 @@ def test_torchvision_detector_errors(tmp_path):
         load_person_detector("torchvision:fasterrcnn_resnet50_fpn_v3", "DEFAULT")
     with pytest.raises(ConfigError, match="name it 'torchvision:ssdlite320_mobilenet_v3_large'"):
         load_person_detector("ssdlite320_mobilenet_v3_large", "DEFAULT")
-    with pytest.raises(CheckpointError, match=r"no such file, nor one of torchvision's weights for it "
+    with pytest.raises(CheckpointError, match=r"are no such file, nor one of torchvision's weights for it "
                                               r"\(DEFAULT, COCO_V1\)"):
         load_person_detector("torchvision:ssdlite320_mobilenet_v3_large", tmp_path / "missing.pt")
     # a state dict of another model: the missing and unexpected keys are named
@@ -353,3 +353,33 @@ def test_cli_detector_name_errors(shared_data, pose_config, tmp_path, capsys):
     assert code == 2 and "Did you mean 'torchvision:retinanet_resnet50_fpn'" in err
     code, err = run_cli([*base, "--detector-max-persons", "3"], capsys)
     assert code == 2 and "--detector-max-persons needs --detector" in err
+
+
+def test_torchvision_weights_by_name_reach_torchvision(monkeypatch):
+    """``DEFAULT`` asks torchvision for its weights enum's default (stood in for here: no download), and a
+    failed download is a CheckpointError naming the weights and their address."""
+    import urllib.error
+
+    from torchvision.models.detection import RetinaNet_ResNet50_FPN_V2_Weights
+
+    from hrnet.errors import CheckpointError
+
+    asked = []
+
+    def fake_get_model(name, **kwargs):
+        asked.append((name, kwargs))
+        return FakeDetections()
+
+    monkeypatch.setattr(person, "get_model", fake_get_model)
+    detector = load_person_detector("torchvision:retinanet_resnet50_fpn_v2", "DEFAULT", max_persons=1)
+    assert asked == [("retinanet_resnet50_fpn_v2", {"weights": RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1})]
+    boxes, scores = detector(np.zeros((20, 20, 3), np.uint8))
+    assert boxes.tolist() == [[2, 2, 10, 10]] and scores.tolist() == pytest.approx([0.9])
+
+    def offline(name, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(person, "get_model", offline)
+    with pytest.raises(CheckpointError, match=r"cannot fetch torchvision's .*COCO_V1 weights of "
+                                              r"retinanet_resnet50_fpn_v2 from https://.*give the file instead"):
+        load_person_detector("torchvision:retinanet_resnet50_fpn_v2", "COCO_V1")

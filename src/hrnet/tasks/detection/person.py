@@ -118,7 +118,7 @@ def build_torchvision_detector(name: str, weights: str | Path) -> nn.Module:
         member = torchvision_weights(name, weights)
         if member is None:
             choices = dict.fromkeys(["DEFAULT", *get_model_weights(model_name).__members__])
-            raise CheckpointError(f"--detector {name} weights {str(weights)!r}: no such file, nor one of "
+            raise CheckpointError(f"detector {name}: weights {str(weights)!r} are no such file, nor one of "
                                   f"torchvision's weights for it ({', '.join(choices)})")
         try:
             return get_model(model_name, weights=member)
