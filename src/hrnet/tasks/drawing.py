@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "Rect",
+    "EDGE_COLOR",
     "line_width",
     "text_scale",
     "label_color",
@@ -27,7 +28,8 @@ __all__ = [
 #: ``(x0, y0, x1, y1)`` integer pixel rectangle, corners included
 Rect = tuple[int, int, int, int]
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-_DARK = (20, 20, 20)
+#: the dark edge under bright lines and around labels
+EDGE_COLOR = (20, 20, 20)
 
 
 def line_width(shape: Sequence[int]) -> int:
@@ -58,7 +60,7 @@ def draw_box(canvas: np.ndarray, xyxy: Sequence[float], color: Sequence[int], wi
     width = width or line_width(canvas.shape)
     edge = max(1, (width + 1) // 2)
     x0, y0, x1, y1 = (int(round(v)) for v in xyxy)
-    cv2.rectangle(canvas, (x0, y0), (x1, y1), _DARK, width + 2 * edge, cv2.LINE_8)
+    cv2.rectangle(canvas, (x0, y0), (x1, y1), EDGE_COLOR, width + 2 * edge, cv2.LINE_8)
     cv2.rectangle(canvas, (x0, y0), (x1, y1), tuple(int(c) for c in color), width, cv2.LINE_8)
 
 
@@ -106,7 +108,7 @@ class LabelPlacer:
         x0, y0, x1, y1 = rect
         fill = tuple(int(c) for c in color)
         cv2.rectangle(self.canvas, (x0, y0), (x1, y1), fill, -1)
-        cv2.rectangle(self.canvas, (x0, y0), (x1, y1), _DARK, 1)
+        cv2.rectangle(self.canvas, (x0, y0), (x1, y1), EDGE_COLOR, 1)
         _, _, baseline, pad = self._metrics(text)
         cv2.putText(self.canvas, text, (x0 + pad, y1 - pad - baseline + 1), _FONT, self.scale, _ink(fill),
                     self.thickness, cv2.LINE_AA)

@@ -8,13 +8,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..drawing import LabelPlacer, draw_box, label_color, line_width
+from ..drawing import EDGE_COLOR, LabelPlacer, draw_box, label_color, line_width
 from .meta import KeypointMeta
 
 __all__ = ["draw_poses"]
 
 _LEFT, _RIGHT, _CENTRE = (255, 128, 0), (0, 160, 255), (0, 220, 120)  # RGB
-_BOX, _EDGE = (235, 235, 235), (20, 20, 20)
+_BOX = (235, 235, 235)
 
 
 def _side(name: str) -> tuple[int, int, int]:
@@ -63,12 +63,12 @@ def draw_poses(
         points = [(int(round(px)), int(round(py))) for px, py in kpts[:, :2]]
         limbs = [(a, b) for a, b in meta.skeleton if visible[a] and visible[b]]
         for a, b in limbs:  # dark edges first, so that no edge covers a limb drawn before it
-            cv2.line(canvas, points[a], points[b], _EDGE, thickness + 2, cv2.LINE_AA)
+            cv2.line(canvas, points[a], points[b], EDGE_COLOR, thickness + 2, cv2.LINE_AA)
         for a, b in limbs:
             side_a, side_b = _side(meta.keypoints[a]), _side(meta.keypoints[b])
             cv2.line(canvas, points[a], points[b], side_a if side_a == side_b else _CENTRE, thickness, cv2.LINE_AA)
         for k in np.flatnonzero(visible):
-            cv2.circle(canvas, points[k], radius + 1, _EDGE, -1, cv2.LINE_AA)
+            cv2.circle(canvas, points[k], radius + 1, EDGE_COLOR, -1, cv2.LINE_AA)
             cv2.circle(canvas, points[k], radius, _side(meta.keypoints[k]), -1, cv2.LINE_AA)
         if show_scores:
             for k in np.flatnonzero(visible):
