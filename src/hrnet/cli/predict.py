@@ -4,10 +4,10 @@ A thin layer over :class:`hrnet.Inferencer`: the outputs are named as :mod:`hrne
 says (``<stem>_<task>.png``, ``predictions.json``, ``<stem>_<task>.mp4`` / ``.jsonl`` for videos) for
 every task, and ``--path`` runs the network in any deploy path.
 
-For top-down pose, ``--detector`` names a detection config or preset whose person detections become the
-person boxes: for images they are written to ``DIR/person_boxes.json`` (a box file) and the pose model
-reads them from there, as it would a box file given with ``--option boxes=FILE``; video frames go through
-the detector as they are read.
+For top-down pose, ``--detector`` names a detection config, preset or torchvision detector whose person
+detections become the person boxes: for images they are written to ``DIR/person_boxes.json`` (a box file)
+and the pose model reads them from there, as it would a box file given with ``--option boxes=FILE``; video
+frames go through the detector as they are read.
 """
 
 from __future__ import annotations
@@ -61,13 +61,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     detector = parser.add_argument_group("person detector (pose configs)")
     detector.add_argument(
         "--detector",
-        metavar="CONFIG_OR_PRESET",
-        help="detection config (YAML) or detector preset (e.g. faster_rcnn_hrnetv2p_w32, COCO) whose person "
-        "boxes the pose model runs on; without it: --option boxes=FILE, or the whole image",
+        metavar="NAME",
+        help="detection config (YAML), detector preset (e.g. faster_rcnn_hrnetv2p_w32, COCO) or torchvision "
+        "COCO detector (torchvision:NAME, e.g. torchvision:fasterrcnn_resnet50_fpn_v2) whose person boxes the "
+        "pose model runs on; without it: --option boxes=FILE, or the whole image",
     )
-    detector.add_argument("--detector-weights", type=Path, metavar="W", help="the detector's weights (required)")
+    detector.add_argument(
+        "--detector-weights",
+        type=Path,
+        metavar="W",
+        help="the detector's weights (required): a file, or for torchvision:NAME one of torchvision's weights "
+        "(DEFAULT, COCO_V1; downloaded by torchvision)",
+    )
     detector.add_argument(
         "--detector-threshold", type=float, default=0.5, metavar="S", help="keep persons scoring >= S (0.5)"
+    )
+    detector.add_argument(
+        "--detector-max-persons", type=int, metavar="N", help="keep the N best-scoring persons per image (all)"
     )
     parser.set_defaults(run=run, prog=parser.prog)
     return parser
@@ -76,7 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 #: ``--option`` keys every task takes (the writer's and the batching's)
 WRITER_OPTIONS = ("overlays", "max_frames", "batch_size")
 #: what ``--option`` must not carry: the person detector has options of its own
-DETECTOR_OPTIONS = ("detector", "detector_weights", "detector_threshold")
+DETECTOR_OPTIONS = ("detector", "detector_weights", "detector_threshold", "detector_max_persons")
 
 
 def check_inputs(inputs: list[str], options: dict) -> None:
@@ -115,8 +125,9 @@ def run(args: argparse.Namespace) -> int:
     writer = {key: options.pop(key) for key in WRITER_OPTIONS if key in options}
     detector, boxes_file = None, None
     if args.detector is None:
-        if args.detector_weights is not None:
-            raise ConfigError("--detector-weights needs --detector (the detection config or preset they belong to)")
+        for flag in ("detector_weights", "detector_max_persons"):
+            if getattr(args, flag) is not None:
+                raise ConfigError(f"--{flag.replace('_', '-')} needs --detector (the detector it belongs to)")
     else:
         if "boxes" in options:
             raise ConfigError("give the person boxes either with --detector or with --option boxes=FILE, not both")
@@ -151,9 +162,9 @@ def detect_persons(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[Per
                           f"{cfg.task!r} config")
     if args.detector_weights is None:
         raise ConfigError(f"--detector {args.detector} needs --detector-weights (a detector without trained "
-                          "weights finds no persons)")
+                          "weights finds no persons; a torchvision:NAME detector takes DEFAULT, torchvision's own)")
     detector = load_person_detector(args.detector, args.detector_weights, args.detector_threshold,
-                                    resolve_device(cfg.device))
+                                    resolve_device(cfg.device), max_persons=args.detector_max_persons)
     images, _ = expand_inputs(args.inputs, videos=True)  # the images, in the order the pose task reads them
     if not images:
         return detector, None
