@@ -2,8 +2,8 @@
 
 :func:`moving_people` is the test bed of video pose estimation: tracking (each person's identity is
 known), detecting every N frames (the true boxes are known) and the end-to-end speed benchmark. Persons
-walk across a fixed background in both directions, so their paths cross and the nearer (taller) figure
-hides the other; each one's limbs swing between two poses drawn from the figure generator, so its
+walk to and fro across a fixed background, so their paths cross and the nearer (taller) figure hides
+the other; each one's limbs swing between two poses drawn from the figure generator, so its
 keypoints move relative to its body as well as with it.
 """
 
@@ -22,8 +22,7 @@ __all__ = ["PersonTruth", "SyntheticVideo", "moving_people"]
 
 @dataclass(frozen=True)
 class PersonTruth:
-    """One person in one frame: its identity (a person coming back after leaving the frame is a new one:
-    ``track_id`` = person index + laps x person count), its keypoints ``(17, 3)`` as COCO triplets (v=2 seen,
+    """One person in one frame: its identity (``track_id``), its keypoints ``(17, 3)`` as COCO triplets (v=2 seen,
     v=1 hidden by another figure, v=0 outside the frame), its box xywh around all its keypoints in the
     frame and its area in pixels (the OKS scale)."""
 
@@ -55,10 +54,10 @@ def moving_people(
 ) -> SyntheticVideo:
     """A video of ``num_frames`` frames of ``size`` (height, width) with ``num_people`` walking figures.
 
-    Each figure crosses the frame horizontally at ``speed`` (a fraction of the width per frame, jittered
-    per person), alternating direction so that paths cross; its limbs swing between two poses with a
-    period of 1-2 s. A figure that leaves one side comes back on the other (as a new identity) only after
-    the whole figure is out of view, so within the frame its keypoints move continuously. Deterministic for a ``seed``.
+    Each figure walks to and fro across the frame at ``speed`` (a fraction of the width per frame,
+    jittered per person), turning back at the sides, neighbours starting in opposite directions so that
+    paths cross; its limbs swing between two poses with a period of 1-2 s. Figures stay in view (a
+    raised hand or a wide step may leave it). Deterministic for a ``seed``.
     """
     if num_frames < 1 or num_people < 1:
         raise ValueError(f"need at least one frame and one person, got {num_frames} frames, {num_people} persons")
@@ -88,33 +87,33 @@ def moving_people(
         posed = {}
         for index in order:
             person = people[index]
-            figure, laps = _figure_at(person, t, w)
-            posed[index] = figure, laps
+            figure = _figure_at(person, t, w)
+            posed[index] = figure
             draw_figure(image, owner, figure, int(index) + 1)
         frame_truth = []
         for index in range(num_people):
-            figure, laps = posed[index]
+            figure = posed[index]
             keypoints = _keypoint_triplets(figure.keypoints, owner, index + 1, figure.hidden_ears)
             inside = keypoints[:, 2] > 0
             if inside.sum() < 3:
                 continue
             box = _keypoint_box(figure.keypoints, figure.height, w, h)
-            frame_truth.append(PersonTruth(index + laps * num_people, keypoints, box, float(box[2] * box[3])))
+            frame_truth.append(PersonTruth(index, keypoints, box, float(box[2] * box[3])))
         frames.append(finish(np.random.default_rng([seed, 6, t]), image))
         truth.append(frame_truth)
     return SyntheticVideo(frames, truth, fps)
 
 
-def _figure_at(person: dict, t: int, width: int) -> tuple[Figure, int]:
-    """The person's figure in frame ``t`` (its pose blended between its two poses, moved along its path)
-    and how many times it has left the frame and come back."""
+def _figure_at(person: dict, t: int, width: int) -> Figure:
+    """The person's figure in frame ``t``: its pose blended between its two poses, at its place on its path
+    (to and fro between the frame's sides, turning back where its body would leave the frame)."""
     a, b = person["figures"]
     blend = 0.5 - 0.5 * np.cos(2 * np.pi * t / person["period"] + person["phase"])
     keypoints = (1 - blend) * a.keypoints + blend * b.keypoints
-    span = width + person["height"]  # fully out of view on one side before coming back on the other
-    laps, x = divmod(person["start"] + person["velocity"] * t + 0.5 * person["height"], span)
-    keypoints = keypoints + np.array([x - 0.5 * person["height"], 0.0])
-    return replace(a, keypoints=keypoints), int(abs(laps))
+    low, high = 0.3 * person["height"], width - 0.3 * person["height"]
+    travel = (person["start"] - low + person["velocity"] * t) % (2 * (high - low))
+    x = low + (travel if travel <= high - low else 2 * (high - low) - travel)
+    return replace(a, keypoints=keypoints + np.array([x, 0.0]))
 
 
 def _keypoint_box(points: np.ndarray, height: float, width: int, image_height: int) -> np.ndarray:
