@@ -1,45 +1,142 @@
-"""Tiny models of the four tasks on tiny synthetic data, saved as configs + weights, and a short video."""
+"""Stand-ins of known behaviour for the video tests (a camera, a pose step that knows the truth) and tiny
+models of the four tasks saved as configs + weights (``tiny``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 import yaml
+from inference_testutils import SETUPS
 
 from hrnet.data import synthesize
 from hrnet.engine.build import build_task
 from hrnet.engine.checkpoint import save_checkpoint
 from hrnet.engine.config import load_config
+from hrnet.synthetic.video import SyntheticVideo, moving_people
 
-TINY = {"width": 4, "blocks": 1, "modules": [1, 1, 1], "stage1_blocks": 1}
-#: per task: the synthetic set, its image size, and the config (without data.root / output_dir)
-SETUPS = {
-    "pose": ("pose", (64, 64), {
-        "task": "pose", "model": {"name": "pose_hrnet_w32", "overrides": TINY},
-        "data": {"train_ann": "annotations/person_keypoints_train.json", "train_images": "train",
-                 "val_ann": "annotations/person_keypoints_val.json", "val_images": "val", "val_boxes": "gt",
-                 "input_size": [64, 64]},
-        "eval": {"batch_size": 8}}),
-    "segmentation": ("seg", (48, 64), {
-        "task": "segmentation", "model": {"name": "seg_hrnetv2_w18", "overrides": TINY},
-        "data": {"dataset": "folder", "crop_size": [32, 32]}, "eval": {"mode": "whole", "flip_test": False}}),
-    "detection": ("det", (64, 80), {
-        "task": "detection",
-        "model": {"name": "faster_rcnn_hrnetv2p_w18",
-                  "overrides": {"num_classes": 4, "frozen_bn": False, "box_score_thresh": 0.0,
-                                "box_detections_per_img": 4, "backbone": {**TINY, "out_channels": 16}}},
-        "data": {"train_ann": "annotations/instances_train.json", "train_images": "train",
-                 "val_ann": "annotations/instances_val.json", "val_images": "val", "min_size": 64, "max_size": 80}}),
-    "classification": ("cls", (48, 48), {
-        "task": "classification",
-        "model": {"name": "cls_hrnet_w18",
-                  "overrides": {**TINY, "head_channels": [8, 16, 32, 64], "final_channels": 32}},
-        "data": {"image_size": 64, "resize_size": 64}}),
-}
+
+class FakeCapture:
+    """A ``cv2.VideoCapture`` stand-in: ``count`` BGR frames of ``size``, frame i filled with value i."""
+
+    def __init__(self, count: int = 5, size: tuple[int, int] = (24, 32), opened: bool = True, fps: float = 30.0):
+        self.count, self.size, self.opened, self.fps = count, size, opened, fps
+        self.reads, self.released = 0, False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def read(self):
+        if self.reads >= self.count:
+            return False, None
+        self.reads += 1
+        return True, np.full((*self.size, 3), self.reads - 1, np.uint8)
+
+    def get(self, prop: int) -> float:
+        import cv2
+
+        return self.fps if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        self.released = True
+
+
+class TruthPoses:
+    """A top-down pose step that knows the truth, in the predictor's calling convention: for each box the
+    true person it overlaps most (IoU), with the keypoints that fall inside the box's crop region (the box
+    grown by ``padding``) scored 0.9 and the others 0 — so a box that has drifted off its person loses
+    keypoints, as a model's crop would."""
+
+    def __init__(self, video: SyntheticVideo, padding: float = 1.25) -> None:
+        self.truth = {id(frame): persons for frame, persons in zip(video.frames, video.truth, strict=True)}
+        self.padding = padding
+        self.calls = 0
+
+    def __call__(self, images, boxes, scores=None):
+        self.calls += 1
+        out = []
+        for i, image in enumerate(images):
+            persons = self.truth[id(image)]
+            frame_boxes = np.zeros((0, 4)) if boxes[i] is None else np.asarray(boxes[i]).reshape(-1, 4)
+            frame_scores = np.ones(len(frame_boxes)) if scores is None or scores[i] is None else scores[i]
+            instances = []
+            for box, score in zip(frame_boxes, frame_scores, strict=True):
+                best = max(persons, key=lambda p: _iou(p.box, box), default=None)
+                if best is None or _iou(best.box, box) <= 0:
+                    continue
+                centre, half = box[:2] + box[2:] / 2, box[2:] * self.padding / 2
+                inside = np.all(np.abs(best.keypoints[:, :2] - centre) <= half, axis=1) & (best.keypoints[:, 2] > 0)
+                keypoints = best.keypoints.astype(np.float64).copy()
+                keypoints[:, 2] = np.where(inside, 0.9, 0.0)
+                instances.append({"keypoints": keypoints, "box": [float(v) for v in box], "box_score": float(score),
+                                  "score": float(score), "area": float(box[2] * box[3])})
+            out.append(instances)
+        return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _truth_detector(video: SyntheticVideo):
+    """``frame -> (true boxes, ones)`` for the frames of ``video`` (found by identity)."""
+    table = {id(f): np.stack([p.box for p in t]) if t else np.zeros((0, 4))
+             for f, t in zip(video.frames, video.truth, strict=True)}
+
+    def detect(frame):
+        boxes = table[id(frame)]
+        return boxes.copy(), np.ones(len(boxes))
+
+    return detect
+
+
+def _id_accuracy(pairs: list[tuple[int, int]]) -> float:
+    """Share of (true id, predicted id) person-frames whose ids correspond one to one: the predicted id is
+    the one the true person has most often, and the true person is the one that predicted id has most often."""
+    from collections import Counter
+
+    by_truth: dict[int, Counter] = {}
+    by_pred: dict[int, Counter] = {}
+    for t, p in pairs:
+        by_truth.setdefault(t, Counter())[p] += 1
+        by_pred.setdefault(p, Counter())[t] += 1
+    major_t = {t: c.most_common(1)[0][0] for t, c in by_truth.items()}
+    major_p = {p: c.most_common(1)[0][0] for p, c in by_pred.items()}
+    return float(np.mean([major_t[t] == p and major_p[p] == t for t, p in pairs]))
+
+
+@pytest.fixture(scope="session")
+def crossing_video() -> SyntheticVideo:
+    """80 small frames of 4 persons walking both ways, crossing each other."""
+    return moving_people(80, size=(128, 192), num_people=4, seed=1, speed=0.02)
+
+
+# the helpers as fixtures (test modules here are not a package, so they cannot import this file)
+
+
+@pytest.fixture(scope="session")
+def fake_capture() -> type[FakeCapture]:
+    return FakeCapture
+
+
+@pytest.fixture(scope="session")
+def truth_poses() -> type[TruthPoses]:
+    return TruthPoses
+
+
+@pytest.fixture(scope="session")
+def truth_detector():
+    return _truth_detector
+
+
+@pytest.fixture(scope="session")
+def id_accuracy():
+    return _id_accuracy
 
 
 @pytest.fixture(autouse=True)
@@ -72,24 +169,3 @@ def tiny(tmp_path_factory):
         return made[task]
 
     return make
-
-
-def val_images(root: Path) -> Path:
-    """The folder of a synthetic set's val images (classification: class folders)."""
-    return root / "images" / "val" if (root / "images").is_dir() else root / "val"
-
-
-def first_image(root: Path) -> Path:
-    return sorted(p for p in val_images(root).rglob("*") if p.suffix in (".jpg", ".png"))[0]
-
-
-def make_video(path: Path, frames: int = 3, size: tuple[int, int] = (48, 64), fps: float = 5.0) -> Path:
-    """A short MP4 of moving coloured squares made with OpenCV (``size`` = (height, width))."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size[1], size[0]))
-    assert writer.isOpened()
-    for n in range(frames):
-        frame = np.full((*size, 3), 40, np.uint8)
-        cv2.rectangle(frame, (5 + 4 * n, 8), (30 + 4 * n, 40), (0, 200, 255), -1)
-        writer.write(frame)
-    writer.release()
-    return path

@@ -8,7 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import SETUPS, first_image, make_video, val_images
+from inference_testutils import SETUPS, first_image, make_video, val_images
 
 import hrnet
 from hrnet.errors import ConfigError, DataError
@@ -146,30 +146,17 @@ def test_classification_result_names_its_top_classes(tiny):
     assert (result.draw(image)[:8, :20] != image[:8, :20]).any()
 
 
-def test_a_webcam_is_read_through_opencv(tiny, monkeypatch):
+def test_a_webcam_is_read_through_opencv(tiny, fake_capture, monkeypatch):
     """A webcam index goes to OpenCV's capture; here a fake one giving two frames."""
     import hrnet.media
 
     opened = []
 
-    class FakeCapture:
-        def __init__(self, source):
-            opened.append(source)
-            self.frames = [np.full((48, 64, 3), v, np.uint8) for v in (60, 90)]
+    def capture(source):
+        opened.append(source)
+        return fake_capture(count=2, size=(48, 64))
 
-        def isOpened(self):
-            return True
-
-        def read(self):
-            return (True, self.frames.pop(0)) if self.frames else (False, None)
-
-        def get(self, prop):
-            return 0.0
-
-        def release(self):
-            pass
-
-    monkeypatch.setattr(hrnet.media.cv2, "VideoCapture", FakeCapture)
+    monkeypatch.setattr(hrnet.media.cv2, "VideoCapture", capture)
     config, weights, _ = tiny("classification")
     results = list(Inferencer(config, weights=weights)("webcam:1"))
     assert opened == [1] and [(r.frame, r.file) for r in results] == [(0, "webcam:1"), (1, "webcam:1")]

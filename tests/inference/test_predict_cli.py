@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SETUPS, first_image, make_video, val_images
+from inference_testutils import SETUPS, first_image, make_video, val_images
 
 from hrnet.cli.main import main
 from hrnet.media import image_files, read_image
