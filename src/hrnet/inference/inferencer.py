@@ -34,6 +34,7 @@ from ..tasks.detection.inference import detect
 from ..tasks.pose.inference import Detector, boxes_for_image, load_boxes
 from .deployed import deploy_task_model
 from .results import ClassificationResult, DetectionResult, PoseResult, Result, SegmentationResult
+from .video import webcam_index
 
 __all__ = ["Inferencer", "Input", "load_experiment_config"]
 
@@ -84,9 +85,11 @@ class Inferencer:
     ``ClassificationResult``, with ``to_json()`` and ``draw(image)``.
 
     Pose: an image file with entries in ``boxes=FILE`` (a COCO detection results file) has those persons
-    (none without entries); otherwise ``detector`` (a detection config or preset, e.g.
-    ``faster_rcnn_hrnetv2p_w32``, with ``detector_weights``, or any callable ``image -> (xywh boxes,
-    scores)``) finds them; with neither, the whole image is one person. int8 paths calibrate on
+    (none without entries); otherwise ``detector`` finds them: a detection config or preset (e.g.
+    ``faster_rcnn_hrnetv2p_w32``) or a torchvision detector (``torchvision:fasterrcnn_resnet50_fpn_v2``)
+    with ``detector_weights`` (a file, or torchvision's ``DEFAULT``), keeping persons scoring at least
+    ``detector_threshold``, the best ``detector_max_persons``; or any callable ``image -> (xywh boxes,
+    scores)``. With neither, the whole image is one person. int8 paths calibrate on
     ``calibration_images`` train-split images of the config. Task options (``OPTIONS``): pose ``boxes``,
     ``box_thre``, ``kpt_thre``; segmentation ``alpha``; detection ``score_threshold``; classification
     ``topk``, ``classes``.
@@ -95,14 +98,14 @@ class Inferencer:
     def __init__(self, config_or_preset: str | os.PathLike | ExperimentConfig, weights: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu", path: str = "eager", detector: str | Detector | None = None,
                  detector_weights: str | os.PathLike | None = None, detector_threshold: float = 0.5,
-                 calibration_images: int = 64, batch_size: int | None = None, overrides: Iterable[str] = (),
-                 **options: Any) -> None:
+                 detector_max_persons: int | None = None, calibration_images: int = 64,
+                 batch_size: int | None = None, overrides: Iterable[str] = (), **options: Any) -> None:
         self.cfg = load_experiment_config(config_or_preset, overrides)
         self.device = resolve_device(str(device))
         self.path = path
         self.task, model = prepare_model(self.cfg, weights, self.device)
         self.options = self._check_options(options)
-        self.detector = self._detector(detector, detector_weights, detector_threshold)
+        self.detector = self._detector(detector, detector_weights, detector_threshold, detector_max_persons)
         self.model = deploy_task_model(self.task, model, path, calibration_images)
         self.batch_size = batch_size
         self._boxes = load_boxes(self.options["boxes"], self.task.category_id) if self.options.get("boxes") else None
@@ -119,8 +122,8 @@ class Inferencer:
             raise ConfigError(f"unknown {self.task.name} option(s) {unknown}.{hints} Known: {', '.join(known)}")
         return {**known, **options}
 
-    def _detector(self, detector: str | Detector | None, weights: str | os.PathLike | None,
-                  threshold: float) -> Detector | None:
+    def _detector(self, detector: str | Detector | None, weights: str | os.PathLike | None, threshold: float,
+                  max_persons: int | None) -> Detector | None:
         if detector is None:
             if weights is not None:
                 raise ConfigError("detector_weights needs a detector (the detection config or preset they belong to)")
@@ -134,7 +137,7 @@ class Inferencer:
         if weights is None:
             raise ConfigError(f"detector {detector!r} needs detector_weights (a detector without trained weights "
                               "finds no persons)")
-        return load_person_detector(detector, weights, threshold, self.device)
+        return load_person_detector(detector, weights, threshold, self.device, max_persons=max_persons)
 
     def _classification_names(self) -> list[str] | None:
         from ..tasks.classification.data import read_class_names
@@ -179,7 +182,7 @@ class Inferencer:
     def video(self, source: str | os.PathLike | int,
               max_frames: int | None = None) -> Iterator[tuple[np.ndarray, Result]]:
         """``(frame, result)`` of each frame of a video file or webcam, as they are decoded and predicted."""
-        index = _webcam_index(source)
+        index = webcam_index(source)
         label = f"webcam:{index}" if index is not None else str(source)
         if index is None and not Path(source).is_file():
             raise DataError(f"video not found: {source} (the file does not exist)")
@@ -269,15 +272,3 @@ def _image_id(file: Path | None, index: int) -> int | str:
     if file is None:
         return index
     return int(file.stem) if file.stem.isdigit() else file.stem
-
-
-def _webcam_index(source: Any) -> int | None:
-    if isinstance(source, int):
-        return source
-    text = str(source)
-    if text == "webcam" or text.startswith("webcam:"):
-        index = text.partition(":")[2] or "0"
-        if not index.isdigit():
-            raise ConfigError(f"{text!r}: a webcam is 'webcam' or 'webcam:N' with N a device number")
-        return int(index)
-    return None

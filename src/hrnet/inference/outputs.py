@@ -23,15 +23,16 @@ import numpy as np
 from ..errors import DataError
 from ..io import atomic_write, write_json
 from ..media import expand_inputs, read_image, video_fps, write_image
-from .inferencer import Inferencer, _webcam_index
+from .inferencer import Inferencer
 from .results import Result, SegmentationResult
+from .video import webcam_index
 
 __all__ = ["write_predictions", "output_stem"]
 
 
 def output_stem(source: str | os.PathLike | int) -> str:
     """The stem output files of an input are named after: a file's stem, ``webcam<N>`` for a webcam."""
-    index = _webcam_index(source)
+    index = webcam_index(source)
     name = f"webcam{index}" if index is not None else Path(source).stem
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -78,7 +79,7 @@ def _write_video(inferencer: Inferencer, source: Path | str, stem: Path, overlay
                  on_result: Callable[[Result], None] | None) -> list[Path]:
     """``<stem>.jsonl`` (one record per frame) and ``<stem>.mp4`` (frames drawn), each written whole or not
     at all. Frames are drawn as they are predicted."""
-    index = _webcam_index(source)
+    index = webcam_index(source)
     fps = video_fps(index if index is not None else source)
     video, lines = stem.with_suffix(".mp4"), stem.with_suffix(".jsonl")
     tmp_video = video.with_name(f".{video.stem}.tmp.mp4")
