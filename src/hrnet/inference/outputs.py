@@ -3,7 +3,8 @@
 In the output folder, for a task ``<task>`` (pose, segmentation, detection, classification):
 
 * ``<stem>_<task>.png``: each image with its result drawn (``overlays=False``: none);
-  segmentation also writes ``<stem>_label.png``, the class id of every pixel
+  segmentation also writes ``<stem>_label.png``, the class id of every pixel (and for Cityscapes
+  ``<stem>_labelIds.png``, its label ids)
 * ``predictions.json``: a JSON list of the images' result records (:mod:`hrnet.inference.results`)
 * ``<stem>_<task>.mp4``: each video (or ``webcam<N>_<task>.mp4``) with its results drawn, at its frame rate
 * ``<stem>_<task>.jsonl``: one result record per line and frame of that video
@@ -23,6 +24,7 @@ import numpy as np
 from ..errors import DataError
 from ..io import atomic_write, write_json
 from ..media import expand_inputs, read_image, video_fps, write_image
+from ..tasks.segmentation.task import to_cityscapes_label_ids
 from .inferencer import Inferencer
 from .results import Result, SegmentationResult
 from .video import webcam_index
@@ -56,7 +58,7 @@ def write_predictions(inferencer: Inferencer, inputs: Sequence[str | os.PathLike
             records.append(result.to_json())
             if on_result is not None:
                 on_result(result)
-            written.extend(_image_outputs(out_dir / output_stem(file), task, array, result, overlays))
+            written.extend(_image_outputs(out_dir / output_stem(file), inferencer, array, result, overlays))
     if images:
         write_json(out_dir / "predictions.json", records, indent=1)
         written.insert(0, out_dir / "predictions.json")
@@ -66,12 +68,16 @@ def write_predictions(inferencer: Inferencer, inputs: Sequence[str | os.PathLike
     return written
 
 
-def _image_outputs(stem: Path, task: str, image: np.ndarray, result: Result, overlays: bool) -> list[Path]:
+def _image_outputs(stem: Path, inferencer: Inferencer, image: np.ndarray, result: Result,
+                   overlays: bool) -> list[Path]:
     files = []
     if isinstance(result, SegmentationResult):
         files.append(write_image(stem.with_name(f"{stem.name}_label.png"), result.labels))
+        if inferencer.task.data.dataset == "cityscapes":  # the benchmark server's label ids too
+            ids = to_cityscapes_label_ids(result.labels)
+            files.append(write_image(stem.with_name(f"{stem.name}_labelIds.png"), ids))
     if overlays:
-        files.append(write_image(stem.with_name(f"{stem.name}_{task}.png"), result.draw(image)))
+        files.append(write_image(stem.with_name(f"{stem.name}_{result.task}.png"), result.draw(image)))
     return files
 
 
