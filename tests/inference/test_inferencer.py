@@ -19,6 +19,7 @@ from hrnet.inference import (
     PoseResult,
     SegmentationResult,
     decode_mask,
+    load_experiment_config,
 )
 from hrnet.media import image_files, read_image
 
@@ -207,6 +208,14 @@ def test_a_pose_person_detector_and_box_files(tiny, tmp_path):
     assert listed.boxes.tolist() == [[10, 12, 30, 42]] and listed.to_json()["instances"][0]["box_score"] == 0.7
     [unlisted] = inferencer(val_images(root) / sorted(p.name for p in val_images(root).iterdir())[1])
     assert len(unlisted.boxes) == 0
+
+
+def test_a_preset_name_finds_the_config_that_trains_it_as_it_is():
+    cfg = load_experiment_config("pose_hrnet_w32")
+    assert (cfg.task, cfg.model.name, cfg.model.overrides) == ("pose", "pose_hrnet_w32", {})
+    assert tuple(cfg.data.input_size) == (192, 256)
+    with pytest.raises(ConfigError, match="Did you mean 'pose_hrnet_w32'"):
+        load_experiment_config("pose_hrnet_w3")
 
 
 def test_the_package_exports_the_inferencer():

@@ -53,16 +53,20 @@ OPTIONS: dict[str, dict[str, Any]] = {
 
 def load_experiment_config(config_or_preset: str | os.PathLike | ExperimentConfig,
                            overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """An experiment config from a config file, a packaged config's name, or a model preset name (the first
-    packaged config, by name, that trains that preset)."""
+    """An experiment config from a config file, a packaged config's name, or a model preset name (the
+    packaged config that trains that preset as it is, e.g. ``pose_hrnet_w32`` -> ``pose/coco/hrnet_w32_256x192``)."""
     if isinstance(config_or_preset, ExperimentConfig):
         return config_or_preset
     name = str(config_or_preset)
     if name in list_models() and not Path(name).exists():
+        found = []  # (modified, ablation, from scratch, name): the plainest config of the preset first
         for entry in list_configs():
             model = read_yaml_tree(entry.path).get("model") or {}
             if model.get("name") == name:
-                return load_config(entry.path, overrides)
+                found.append((bool(model.get("overrides")), entry.name.startswith("ablations/"),
+                              "scratch" in entry.name, entry.name, entry.path))
+        if found:
+            return load_config(min(found)[-1], overrides)
         raise ConfigError(f"model preset {name!r} has no packaged experiment config (which says its task, data "
                           "and test recipe); give a config file instead")
     try:
@@ -100,7 +104,10 @@ class Inferencer:
                  detector_weights: str | os.PathLike | None = None, detector_threshold: float = 0.5,
                  detector_max_persons: int | None = None, calibration_images: int = 64,
                  batch_size: int | None = None, overrides: Iterable[str] = (), **options: Any) -> None:
-        self.cfg = load_experiment_config(config_or_preset, overrides)
+        cfg = load_experiment_config(config_or_preset, overrides)
+        if weights is None and cfg.model.init_from is not None:  # no training start point: the model as built
+            cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"init_from": None})})
+        self.cfg = cfg
         self.device = resolve_device(str(device))
         self.path = path
         self.task, model = prepare_model(self.cfg, weights, self.device)
