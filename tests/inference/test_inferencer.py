@@ -172,6 +172,8 @@ def test_bad_inputs_are_clear_errors(tiny, tmp_path):
         list(inferencer(broken))
     with pytest.raises(DataError, match="input not found"):
         list(inferencer(tmp_path / "missing"))
+    with pytest.raises(DataError, match="image not found: .*missing.jpg"):
+        inferencer(tmp_path / "missing.jpg")
     with pytest.raises(DataError, match="RGB uint8"):
         inferencer(np.zeros((8, 8), np.float32))
     with pytest.raises(ConfigError, match="Did you mean 'topk'"):
@@ -192,6 +194,20 @@ def test_paths_are_checked_by_name_device_and_package(tiny, monkeypatch):
     monkeypatch.setattr(deployed, "_importable", lambda module: module != "onnxruntime")
     with pytest.raises(ConfigError, match="needs the Python package.*onnxruntime.*pip install onnxruntime"):
         Inferencer(config, weights=weights, path="onnxruntime")
+
+
+def test_a_detector_backbone_runs_in_onnxruntime(tiny):
+    """For a detector only the backbone is deployed (the heads' data-dependent shapes stay eager): the
+    detections are the eager model's."""
+    config, weights, root = tiny("detection")
+    image = read_image(first_image(root))
+    [eager] = Inferencer(config, weights=weights, score_threshold=0.0)(image)
+    [onnx] = Inferencer(config, weights=weights, score_threshold=0.0, path="onnxruntime")(image)
+    assert len(eager.boxes) > 0 and onnx.labels.tolist() == eager.labels.tolist()
+    np.testing.assert_allclose(onnx.boxes, eager.boxes, atol=1e-2)
+    np.testing.assert_allclose(onnx.scores, eager.scores, atol=1e-4)
+    with pytest.raises(ConfigError, match="int8 .* detector"):
+        Inferencer(config, weights=weights, path="onnxruntime_int8")
 
 
 def test_a_pose_person_detector_and_box_files(tiny, tmp_path):

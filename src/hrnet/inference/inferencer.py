@@ -161,7 +161,7 @@ class Inferencer:
     def __call__(self, inputs: Input) -> list[Result] | Iterator[Result]:
         if isinstance(inputs, np.ndarray):
             return self.predict_images([inputs])
-        if isinstance(inputs, (str, os.PathLike)) and is_image_file(inputs) and Path(inputs).is_file():
+        if isinstance(inputs, (str, os.PathLike)) and is_image_file(inputs):
             return self.predict_images([read_image(inputs)], [Path(inputs)])
         return self.stream(inputs)
 
