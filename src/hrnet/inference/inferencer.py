@@ -16,7 +16,7 @@ classification: :meth:`ClassificationTask.classify`); only the network forward r
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,13 @@ from ..engine.catalog import find_config, list_configs
 from ..engine.config import ExperimentConfig, load_config, read_yaml_tree
 from ..engine.inference import prepare_model
 from ..errors import ConfigError, DataError, did_you_mean
-from ..media import VIDEO_SUFFIXES, expand_inputs, is_image_file, read_frames, read_image
+from ..media import VIDEO_SUFFIXES, expand_inputs, is_image_file, read_image
 from ..models.registry import list_models
 from ..tasks.detection.inference import detect
 from ..tasks.pose.inference import Detector, boxes_for_image, load_boxes
 from .deployed import deploy_task_model
 from .results import ClassificationResult, DetectionResult, PoseResult, Result, SegmentationResult
-from .video import webcam_index
+from .video import open_frames, webcam_index
 
 __all__ = ["Inferencer", "Input", "load_experiment_config"]
 
@@ -188,28 +188,20 @@ class Inferencer:
 
     def video(self, source: str | os.PathLike | int,
               max_frames: int | None = None) -> Iterator[tuple[np.ndarray, Result]]:
-        """``(frame, result)`` of each frame of a video file or webcam, as they are decoded and predicted."""
-        index = webcam_index(source)
-        label = f"webcam:{index}" if index is not None else str(source)
-        if index is None and not Path(source).is_file():
-            raise DataError(f"video not found: {source} (the file does not exist)")
-        count = 0
-        for frame in self.frames(index if index is not None else source):
-            if max_frames is not None and count >= max_frames:
-                break
-            yield frame, self.predict_images([frame], ids=[count], source=label, frame=count)[0]
-            count += 1
-        if count == 0:
-            raise DataError(f"cannot read video {label}: no frame could be decoded (not a video OpenCV can read, "
-                            "an empty or truncated file, or a camera giving no images)")
-
-    #: the frames of a video source (file or webcam index) as RGB arrays; a seam for other decoders
-    frames: Callable[[Any], Iterable[np.ndarray]] = staticmethod(read_frames)
+        """``(frame, result)`` of each frame of a video file or webcam, as they are decoded (in a background
+        thread, :func:`~hrnet.inference.video.open_frames`) and predicted."""
+        with open_frames(source) as frames:
+            label = frames_label(source)
+            for count, frame in enumerate(frames):
+                if max_frames is not None and count >= max_frames:
+                    break
+                yield frame, self.predict_images([frame], ids=[count], source=label, frames=[count])[0]
 
     def predict_images(self, images: Sequence[np.ndarray], files: Sequence[Path] | None = None,
                        ids: Sequence[int | str] | None = None, source: str | None = None,
-                       frame: int | None = None) -> list[Result]:
-        """Results of RGB ``uint8`` images (``files``: where they were read from, for ids and box files)."""
+                       frames: Sequence[int] | None = None) -> list[Result]:
+        """Results of RGB ``uint8`` images: ``files`` they were read from (ids, box files), or the video
+        ``source`` and ``frames`` indices they are frames of."""
         for image in images:
             if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
                     and image.dtype == np.uint8):
@@ -217,9 +209,10 @@ class Inferencer:
                                 f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
         files = list(files) if files is not None else [None] * len(images)
         ids = list(ids) if ids is not None else [_image_id(f, i) for i, f in enumerate(files)]
+        frames = list(frames) if frames is not None else [None] * len(images)
         headers = [{"image_id": i, "height": a.shape[0], "width": a.shape[1],
-                    "file": source if source is not None else (str(f) if f is not None else None), "frame": frame}
-                   for i, a, f in zip(ids, images, files, strict=True)]
+                    "file": source if source is not None else (str(f) if f is not None else None), "frame": n}
+                   for i, a, f, n in zip(ids, images, files, frames, strict=True)]
         return getattr(self, f"_{self.task.name}")(list(images), files, headers)
 
     def draw(self, image: np.ndarray, result: Result, **options: Any) -> np.ndarray:
@@ -272,6 +265,12 @@ class Inferencer:
     def __repr__(self) -> str:
         return f"Inferencer(task={self.task.name!r}, model={self.cfg.model.name!r}, path={self.path!r}, " \
                f"device={str(self.device)!r})"
+
+
+def frames_label(source: str | os.PathLike | int) -> str:
+    """What results name a video source by (their ``file``): the path, or ``webcam:N``."""
+    index = webcam_index(source)
+    return f"webcam:{index}" if index is not None else str(source)
 
 
 def _image_id(file: Path | None, index: int) -> int | str:

@@ -12,22 +12,20 @@ In the output folder, for a task ``<task>`` (pose, segmentation, detection, clas
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from ..errors import DataError
-from ..io import atomic_write, write_json
-from ..media import expand_inputs, read_image, video_fps, write_image
+from ..io import write_json
+from ..media import expand_inputs, read_image, write_image
 from ..tasks.segmentation.task import to_cityscapes_label_ids
-from .inferencer import Inferencer
+from .inferencer import Inferencer, frames_label
 from .results import Result, SegmentationResult
-from .video import webcam_index
+from .video import open_frames, process_video, webcam_index
 
 __all__ = ["write_predictions", "output_stem"]
 
@@ -84,29 +82,18 @@ def _image_outputs(stem: Path, inferencer: Inferencer, image: np.ndarray, result
 def _write_video(inferencer: Inferencer, source: Path | str, stem: Path, overlays: bool, max_frames: int | None,
                  on_result: Callable[[Result], None] | None) -> list[Path]:
     """``<stem>.jsonl`` (one record per frame) and ``<stem>.mp4`` (frames drawn), each written whole or not
-    at all. Frames are drawn as they are predicted."""
-    index = webcam_index(source)
-    fps = video_fps(index if index is not None else source)
-    video, lines = stem.with_suffix(".mp4"), stem.with_suffix(".jsonl")
-    tmp_video = video.with_name(f".{video.stem}.tmp.mp4")
-    writer = None
-    try:
-        with atomic_write(lines, "w") as out:
-            for frame, result in inferencer.video(source, max_frames):
-                out.write(json.dumps(result.to_json()) + "\n")
-                if on_result is not None:
-                    on_result(result)
-                if overlays:
-                    if writer is None:
-                        height, width = frame.shape[:2]
-                        writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-                        if not writer.isOpened():
-                            raise DataError(f"cannot write video {video} (OpenCV has no MP4 encoder here)")
-                    writer.write(cv2.cvtColor(result.draw(frame), cv2.COLOR_RGB2BGR))
-    finally:
-        if writer is not None:
-            writer.release()
-    if writer is None:
-        return [lines]
-    os.replace(tmp_video, video)
-    return [lines, video]
+    at all, with a progress bar; a webcam is also shown live where a display exists."""
+    label, count = frames_label(source), itertools.count()
+
+    def step(frames: list[np.ndarray]) -> list[tuple[np.ndarray | None, dict[str, Any]]]:
+        numbers = [next(count) for _ in frames]
+        results = inferencer.predict_images(frames, ids=numbers, source=label, frames=numbers)
+        if on_result is not None:
+            for result in results:
+                on_result(result)
+        return [(result.draw(frame) if overlays else None, result.to_json())
+                for frame, result in zip(frames, results, strict=True)]
+
+    summary = process_video(open_frames(source), step, video_out=stem.with_suffix(".mp4") if overlays else None,
+                            json_out=stem.with_suffix(".jsonl"), frames_per_step=8, max_frames=max_frames)
+    return summary.written
