@@ -54,6 +54,11 @@ def _imports(source: str, module: str, is_package: bool) -> set[str]:
     return found
 
 
+def _shared_by_tasks(part: str) -> bool:
+    """``tasks.drawing``: a module directly in ``tasks/`` (not a task's folder), which every task may use."""
+    return part.startswith("tasks.") and (PACKAGE / "tasks" / f"{part.removeprefix('tasks.')}.py").is_file()
+
+
 def _violations(source: str, module: str, is_package: bool = False) -> list[str]:
     own = _part(module)
     if own == "tasks":  # tasks/__init__.py
@@ -63,6 +68,8 @@ def _violations(source: str, module: str, is_package: bool = False) -> list[str]
     for target in _imports(source, module, is_package):
         other = _part(target)
         if other is None or other == own:
+            continue
+        if name == "task" and _shared_by_tasks(other):
             continue
         layer = "tasks" if other.startswith("tasks") and name == "cli" else other
         if layer not in allowed:
