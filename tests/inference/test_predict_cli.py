@@ -93,3 +93,18 @@ def test_bad_path_names_are_clear_errors(tiny, tmp_path, capsys):
     image = str(first_image(root))
     assert main(["predict", str(config), *base, "compile_bf61", image, "--out", str(tmp_path / "o")]) == 2
     assert "Did you mean 'compile_bf16'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_eval_through_the_compiled_paths(tiny, tmp_path):
+    """``compile`` gives the eager metrics; ``compile_bf16`` runs the same evaluation (its accuracy on trained
+    weights is in docs/performance.md)."""
+    config, weights, _ = tiny("pose")
+    metrics = {}
+    for name in ("eager", "compile", "compile_bf16"):
+        out = tmp_path / name
+        assert main(["eval", str(config), "--weights", str(weights), "--path", name, "--out", str(out)]) == 0
+        metrics[name] = json.loads((out / "metrics.json").read_text())
+    assert metrics["compile"]["AP"] == pytest.approx(metrics["eager"]["AP"], abs=1e-6)
+    assert set(metrics["compile_bf16"]) == set(metrics["eager"]) and 0 <= metrics["compile_bf16"]["AP"] <= 1
