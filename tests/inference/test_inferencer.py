@@ -115,12 +115,13 @@ def test_pose_overlay_draws_each_keypoint_where_the_result_says(tiny):
 
 def test_segmentation_overlay_blends_the_class_colours(tiny):
     config, weights, root = tiny("segmentation")
-    image = read_image(first_image(root))
+    image = cv2.resize(read_image(first_image(root)), (256, 192))
     [result] = Inferencer(config, weights=weights, alpha=0.5)(image)
     assert result.labels.shape == image.shape[:2] and result.labels.dtype == np.uint8
     expected = 0.5 * image + 0.5 * result.palette[result.labels]
-    close = np.abs(result.draw(image).astype(float) - expected).max(axis=2) <= 1
-    assert close.mean() > 0.8  # every pixel but a legend's
+    differs = np.abs(result.draw(image).astype(float) - expected).max(axis=2) > 1
+    ys, xs = np.nonzero(differs)  # only the legend, in the top-left corner, is not the blend
+    assert ys.min() <= 8 and xs.min() <= 8 and ys.max() < 96 and xs.max() < 192
     for segment in result.to_json()["segments"]:  # the RLE masks are the label map's
         assert (decode_mask(segment["mask"]) == (result.labels == segment["label"])).all()
 

@@ -153,7 +153,8 @@ class SegmentationResult(Result):
         if self.palette is None:
             raise ValueError("this SegmentationResult has no palette to draw with")
         bgr = np.ascontiguousarray(image[:, :, ::-1])
-        blended = overlay(bgr, self.labels, self.palette, self.alpha if alpha is None else alpha, self.ignore_index)
+        blended = overlay(bgr, self.labels, self.palette, self.alpha if alpha is None else alpha, self.ignore_index,
+                          self.class_names or None)
         return np.ascontiguousarray(blended[:, :, ::-1])
 
 
