@@ -35,5 +35,6 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate(cfg, args.weights, out, wrap_model=lambda task, model: deploy_task_model(
         task, model, args.path, args.calibration_images))
     width = max((len(name) for name in metrics), default=0)
-    print_main(*(f"{name:<{width}}  {value:.4f}" for name, value in metrics.items()), f"Results in {out}")
+    where = f"Results in {out}" + (f" (network in deploy path {args.path})" if args.path != "eager" else "")
+    print_main(*(f"{name:<{width}}  {value:.4f}" for name, value in metrics.items()), where)
     return 0

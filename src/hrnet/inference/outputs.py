@@ -8,6 +8,8 @@ In the output folder, for a task ``<task>`` (pose, segmentation, detection, clas
 * ``predictions.json``: a JSON list of the images' result records (:mod:`hrnet.inference.results`)
 * ``<stem>_<task>.mp4``: each video (or ``webcam<N>_<task>.mp4``) with its results drawn, at its frame rate
 * ``<stem>_<task>.jsonl``: one result record per line and frame of that video
+
+A progress bar (images or frames per second) runs on stderr.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ..io import write_json
 from ..media import expand_inputs, read_image, write_image
@@ -49,14 +52,17 @@ def write_predictions(inferencer: Inferencer, inputs: Sequence[str | os.PathLike
     images, videos = expand_inputs(inputs, videos=True, recursive=task == "classification")
     written: list[Path] = []
     records: list[dict[str, Any]] = []
+    bar = tqdm(total=len(images), desc="images", unit="image", dynamic_ncols=True, disable=len(images) < 2)
     for start in range(0, len(images), 8):
         chunk = images[start:start + 8]
+        bar.update(len(chunk))
         arrays = [read_image(f) for f in chunk]
         for file, array, result in zip(chunk, arrays, inferencer.predict_images(arrays, chunk), strict=True):
             records.append(result.to_json())
             if on_result is not None:
                 on_result(result)
             written.extend(_image_outputs(out_dir / output_stem(file), inferencer, array, result, overlays))
+    bar.close()
     if images:
         write_json(out_dir / "predictions.json", records, indent=1)
         written.insert(0, out_dir / "predictions.json")
