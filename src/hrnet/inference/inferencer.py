@@ -15,8 +15,9 @@ classification: :meth:`ClassificationTask.classify`); only the network forward r
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,12 +191,23 @@ class Inferencer:
               max_frames: int | None = None) -> Iterator[tuple[np.ndarray, Result]]:
         """``(frame, result)`` of each frame of a video file or webcam, as they are decoded (in a background
         thread, :func:`~hrnet.inference.video.open_frames`) and predicted."""
+        predict = self.video_predictor(source)
         with open_frames(source) as frames:
-            label = frames_label(source)
             for count, frame in enumerate(frames):
                 if max_frames is not None and count >= max_frames:
                     break
-                yield frame, self.predict_images([frame], ids=[count], source=label, frames=[count])[0]
+                yield frame, predict([frame])[0]
+
+    def video_predictor(self, source: str | os.PathLike | int) -> Callable[[list[np.ndarray]], list[Result]]:
+        """``predict(frames) -> results`` for the consecutive frames of one video, numbered from 0 and named
+        after ``source``: what holds a video's state from frame to frame (one per video)."""
+        label, count = frames_label(source), itertools.count()
+
+        def predict(frames: list[np.ndarray]) -> list[Result]:
+            numbers = [next(count) for _ in frames]
+            return self.predict_images(frames, ids=numbers, source=label, frames=numbers)
+
+        return predict
 
     def predict_images(self, images: Sequence[np.ndarray], files: Sequence[Path] | None = None,
                        ids: Sequence[int | str] | None = None, source: str | None = None,

@@ -14,7 +14,6 @@ A progress bar (images or frames per second) runs on stderr.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from tqdm import tqdm
 from ..io import write_json
 from ..media import expand_inputs, read_image, write_image
 from ..tasks.segmentation.task import to_cityscapes_label_ids
-from .inferencer import Inferencer, frames_label
+from .inferencer import Inferencer
 from .results import Result, SegmentationResult
 from .video import open_frames, process_video, webcam_index
 
@@ -89,11 +88,10 @@ def _write_video(inferencer: Inferencer, source: Path | str, stem: Path, overlay
                  on_result: Callable[[Result], None] | None) -> list[Path]:
     """``<stem>.jsonl`` (one record per frame) and ``<stem>.mp4`` (frames drawn), each written whole or not
     at all, with a progress bar; a webcam is also shown live where a display exists."""
-    label, count = frames_label(source), itertools.count()
+    predict = inferencer.video_predictor(source)
 
     def step(frames: list[np.ndarray]) -> list[tuple[np.ndarray | None, dict[str, Any]]]:
-        numbers = [next(count) for _ in frames]
-        results = inferencer.predict_images(frames, ids=numbers, source=label, frames=numbers)
+        results = predict(frames)
         if on_result is not None:
             for result in results:
                 on_result(result)
