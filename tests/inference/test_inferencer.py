@@ -8,6 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import yaml
 from inference_testutils import SETUPS, first_image, make_video, val_images
 
 import hrnet
@@ -183,7 +184,7 @@ def test_bad_inputs_are_clear_errors(tiny, tmp_path):
         Inferencer(config, weights=weights, detector=lambda image: (np.zeros((0, 4)), np.zeros(0)))
 
 
-def test_paths_are_checked_by_name_device_and_package(tiny, monkeypatch):
+def test_paths_are_checked_by_name_device_and_package(tiny, monkeypatch, tmp_path):
     config, weights, _ = tiny("classification")
     with pytest.raises(ConfigError, match="Did you mean 'onnxruntime'"):
         Inferencer(config, weights=weights, path="onnxruntim")
@@ -192,6 +193,12 @@ def test_paths_are_checked_by_name_device_and_package(tiny, monkeypatch):
             Inferencer(config, weights=weights, path="cuda_amp")
     import hrnet.inference.deployed as deployed
 
+    pose_config, pose_weights, _ = tiny("pose")
+    empty = tmp_path / "no_train.yaml"  # int8 calibrates on the train split: a missing one is said at once
+    raw = yaml.safe_load(pose_config.read_text())
+    empty.write_text(yaml.safe_dump({**raw, "data": {**raw["data"], "root": str(tmp_path / "nothing")}}))
+    with pytest.raises(ConfigError, match="int8 calibration reads the config's train split"):
+        Inferencer(empty, weights=pose_weights, path="onnxruntime_int8")
     monkeypatch.setattr(deployed, "_importable", lambda module: module != "onnxruntime")
     with pytest.raises(ConfigError, match="needs the Python package.*onnxruntime.*pip install onnxruntime"):
         Inferencer(config, weights=weights, path="onnxruntime")

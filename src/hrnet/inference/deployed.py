@@ -73,8 +73,7 @@ class DeployedModule(nn.Module):
     def forward(self, images: Tensor) -> Any:
         shape = tuple(images.shape[1:])
         if shape not in self.deployed:
-            calibration = self.calibration(shape) if self.calibration and PATHS[self.path].precision == "int8" \
-                else None
+            calibration = self.calibration(shape) if self.calibration is not None else None
             self.deployed[shape] = deploy(self.source, self.path, example=images[:1].detach().float(),
                                           calibration=calibration, artifacts=self.artifacts)
         return self.deployed[shape](images)
@@ -94,34 +93,33 @@ def deploy_task_model(task: Task, model: nn.Module, path: str, calibration_image
     """``model`` (a model of ``task``) with its network forward in ``path``: the model itself for
     ``eager``; for a detector, a copy whose backbone is deployed. int8 calibrates on
     ``calibration_images`` images of the config's train split, preprocessed as for training."""
+    check_path(path, next(model.parameters()).device)
     if path == "eager":
-        check_path(path, next(model.parameters()).device)
         return model
-    calibration = training_calibration(task, calibration_images)
+    int8 = PATHS[path].precision == "int8"
     if task.name == "detection":
-        check_path(path, next(model.parameters()).device)
-        if PATHS[path].precision == "int8":
+        if int8:
             raise ConfigError(f"path {path!r}: int8 calibration of a detector's backbone is not supported; "
                               "use onnxruntime, compile or compile_bf16")
         if not isinstance(getattr(model, "backbone", None), nn.Module):
             raise ConfigError(f"path {path!r}: this detector has no 'backbone' module to deploy; use path='eager'")
         deployed = copy.copy(model)  # shares every submodule but the backbone
         deployed._modules = dict(model._modules)
-        deployed.backbone = DeployedModule(model.backbone, path, calibration, artifacts)
+        deployed.backbone = DeployedModule(model.backbone, path, None, artifacts)
         return deployed
+    calibration = training_calibration(task, calibration_images) if int8 else None
     return DeployedModule(model, path, calibration, artifacts)
 
 
 def training_calibration(task: Task, count: int = 64, batch_size: int = 8) -> Calibration:
-    """``shape -> batches``: the network inputs of the first ``count`` train-split samples (drawn with a
-    fixed seed, so the int8 model, cached by its calibration data, is reused), resized to ``shape``."""
-    cache: dict[str, list[Tensor]] = {}
+    """``shape -> batches``: the network inputs of ``count`` train-split samples spread over the split (drawn
+    with a fixed seed, so the int8 model, cached by its calibration data, is reused), resized to ``shape``.
+    The samples are read here, so a missing train split is reported before any prediction."""
+    inputs = _training_inputs(task, count)
 
     def batches(shape: tuple[int, ...]) -> list[Tensor]:
-        if "images" not in cache:
-            cache["images"] = _training_inputs(task, count)
         images = [F.interpolate(x[None], size=shape[-2:], mode="bilinear", align_corners=False)[0]
-                  if tuple(x.shape) != shape else x for x in cache["images"]]
+                  if tuple(x.shape) != shape else x for x in inputs]
         return [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
 
     return batches
