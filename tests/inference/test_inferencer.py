@@ -257,3 +257,30 @@ def test_one_image_from_an_rgb_frame_of_a_video_is_the_frame(tiny, tmp_path):
     [from_video] = list(inferencer(video))
     [from_array] = inferencer(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     assert (from_video.labels == from_array.labels).all()
+
+
+def test_a_torchvision_person_detector_by_name(tiny, tmp_path):
+    """``detector="torchvision:NAME"`` with a state dict file: the poses are of the persons it finds, at most
+    ``detector_max_persons`` of them."""
+    import torch
+    from torchvision.models import get_model
+
+    from hrnet.tasks.detection.person import load_person_detector
+
+    torch.manual_seed(0)
+    ssd = get_model("ssdlite320_mobilenet_v3_large", weights=None, weights_backbone=None)
+    with torch.no_grad():  # raise the person's logit so that the untrained model finds persons
+        for head in ssd.head.classification_head.module_list:
+            head[-1].bias.view(-1, 91)[:, 1] += 5.0
+    torch.save(ssd.state_dict(), tmp_path / "ssd.pt")
+    config, weights, root = tiny("pose")
+    image = read_image(first_image(root))
+    name = "torchvision:ssdlite320_mobilenet_v3_large"
+    [result] = Inferencer(config, weights=weights, detector=name, detector_weights=tmp_path / "ssd.pt",
+                          detector_threshold=0.0, detector_max_persons=2)(image)
+    boxes, scores = load_person_detector(name, tmp_path / "ssd.pt", 0.0, max_persons=2)(image)
+    assert 0 < len(result.boxes) <= 2
+    xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+    assert all(any(np.allclose(box, b, atol=1e-3) for b in xyxy) for box in result.boxes)
+    with pytest.raises(ConfigError, match="needs detector_weights"):
+        Inferencer(config, weights=weights, detector=name)
