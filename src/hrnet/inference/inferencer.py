@@ -45,7 +45,7 @@ Input = np.ndarray | str | os.PathLike | int | Sequence[Any]
 
 #: each task's prediction options and their defaults
 OPTIONS: dict[str, dict[str, Any]] = {
-    "pose": {"boxes": None, "box_thre": 0.0, "kpt_thre": 0.2},
+    "pose": {"boxes": None, "box_thre": 0.0, "kpt_thre": 0.2, "show_scores": False},
     "segmentation": {"alpha": 0.5},
     "detection": {"score_threshold": 0.5},
     "classification": {"topk": 5, "classes": None},
@@ -96,8 +96,8 @@ class Inferencer:
     ``detector_threshold``, the best ``detector_max_persons``; or any callable ``image -> (xywh boxes,
     scores)``. With neither, the whole image is one person. int8 paths calibrate on
     ``calibration_images`` train-split images of the config. Task options (``OPTIONS``): pose ``boxes``,
-    ``box_thre``, ``kpt_thre``; segmentation ``alpha``; detection ``score_threshold``; classification
-    ``topk``, ``classes``.
+    ``box_thre``, ``kpt_thre``, ``show_scores`` (drawing); segmentation ``alpha``; detection
+    ``score_threshold``; classification ``topk``, ``classes``.
     """
 
     def __init__(self, config_or_preset: str | os.PathLike | ExperimentConfig, weights: str | os.PathLike | None = None,
@@ -236,8 +236,8 @@ class Inferencer:
     def _pose(self, images: list[np.ndarray], files: list[Path | None], headers: list[dict]) -> list[Result]:
         persons = [self._persons(image, file) for image, file in zip(images, files, strict=True)]
         poses = self._predictor(images, [b for b, _ in persons], [s for _, s in persons])
-        meta, kpt_thre = self.task.meta, float(self.options["kpt_thre"])
-        return [PoseResult.from_instances(instances, meta, kpt_thre=kpt_thre, **header)
+        meta, kpt_thre, show = self.task.meta, float(self.options["kpt_thre"]), bool(self.options["show_scores"])
+        return [PoseResult.from_instances(instances, meta, kpt_thre=kpt_thre, show_scores=show, **header)
                 for instances, header in zip(poses, headers, strict=True)]
 
     def _persons(self, image: np.ndarray, file: Path | None) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -90,8 +90,9 @@ class PoseResult(Result):
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     track_ids: np.ndarray | None = None
     meta: KeypointMeta | None = field(default=None, repr=False)
-    #: keypoints at or below this confidence are not drawn
+    #: keypoints at or below this confidence are not drawn; ``show_scores`` writes each one's confidence
     kpt_thre: float = field(default=0.2, repr=False)
+    show_scores: bool = field(default=False, repr=False)
 
     @classmethod
     def from_instances(cls, instances: Sequence[dict[str, Any]], meta: KeypointMeta, **header: Any) -> PoseResult:
@@ -125,6 +126,7 @@ class PoseResult(Result):
         if self.meta is None:
             raise ValueError("this PoseResult has no keypoint meta (skeleton) to draw with")
         options.setdefault("kpt_thre", self.kpt_thre)
+        options.setdefault("show_scores", self.show_scores)
         return draw_poses(image, self.instances(), self.meta, **options)
 
 
