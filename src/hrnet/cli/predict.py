@@ -53,8 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=parse_key_value,
         default=[],
         metavar="KEY=VALUE",
-        help="prediction option, e.g. --option boxes=dets.json (repeatable): pose boxes, box_thre, kpt_thre; "
-        "segmentation alpha; detection score_threshold; classification topk, classes; any task overlays "
+        help="prediction option, e.g. --option boxes=dets.json (repeatable): pose boxes, box_thre, kpt_thre, "
+        "show_scores; segmentation alpha; detection score_threshold; classification topk, classes; any task overlays "
         "(true), max_frames, batch_size",
     )
     add_path_arguments(parser)
