@@ -1,10 +1,20 @@
-"""Stand-ins of known behaviour for the video tests: a camera, and a pose step that knows the truth."""
+"""Stand-ins of known behaviour for the video tests (a camera, a pose step that knows the truth) and tiny
+models of the four tasks saved as configs + weights (``tiny``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
+import yaml
+from inference_testutils import SETUPS
 
+from hrnet.data import synthesize
+from hrnet.engine.build import build_task
+from hrnet.engine.checkpoint import save_checkpoint
+from hrnet.engine.config import load_config
 from hrnet.synthetic.video import SyntheticVideo, moving_people
 
 
@@ -133,3 +143,35 @@ def truth_detector():
 @pytest.fixture(scope="session")
 def id_accuracy():
     return _id_accuracy
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_and_own_cache(single_torch_thread, tmp_path_factory, monkeypatch):
+    """One torch thread; deployed models (ONNX files) cached in a folder of the test session."""
+    monkeypatch.setenv("HRNET_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hrnet_cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """``tiny(task) -> (config, weights, data root)``: a randomly initialised tiny model of ``task``."""
+    made: dict[str, tuple[Path, Path, Path]] = {}
+
+    def make(task: str) -> tuple[Path, Path, Path]:
+        if task not in made:
+            kind, size, raw = SETUPS[task]
+            folder = tmp_path_factory.mktemp(task)
+            count = 8 if kind == "cls" else 4  # one image per class at least
+            root = synthesize(kind, folder / "data", num_train=count, num_val=count // 2 if kind != "cls" else 8,
+                              image_size=size)
+            raw = {**raw, "data": {**raw["data"], "root": str(root)}, "output_dir": str(folder / "run"),
+                   "device": "cpu"}
+            config = folder / f"{task}.yaml"
+            config.write_text(yaml.safe_dump(raw))
+            torch.manual_seed(0)
+            weights = folder / "weights.pt"
+            save_checkpoint(weights, {"model": build_task(load_config(config)).build_model().state_dict()})
+            made[task] = config, weights, root
+        return made[task]
+
+    return make

@@ -34,6 +34,7 @@ from ..tasks.detection.inference import detect
 from ..tasks.pose.inference import Detector, boxes_for_image, load_boxes
 from .deployed import deploy_task_model
 from .results import ClassificationResult, DetectionResult, PoseResult, Result, SegmentationResult
+from .video import webcam_index
 
 __all__ = ["Inferencer", "Input", "load_experiment_config"]
 
@@ -83,9 +84,12 @@ class Inferencer:
     :class:`~hrnet.inference.results.PoseResult`, ``SegmentationResult``, ``DetectionResult`` or
     ``ClassificationResult``, with ``to_json()`` and ``draw(image)``.
 
-    Pose: ``detector`` (a detection config or preset, e.g. ``faster_rcnn_hrnetv2p_w32``, with
-    ``detector_weights``, or any callable ``image -> (xywh boxes, scores)``) finds the persons; without
-    one, ``boxes=FILE`` (a COCO detection results file) or the whole image. int8 paths calibrate on
+    Pose: an image file with entries in ``boxes=FILE`` (a COCO detection results file) has those persons
+    (none without entries); otherwise ``detector`` finds them: a detection config or preset (e.g.
+    ``faster_rcnn_hrnetv2p_w32``) or a torchvision detector (``torchvision:fasterrcnn_resnet50_fpn_v2``)
+    with ``detector_weights`` (a file, or torchvision's ``DEFAULT``), keeping persons scoring at least
+    ``detector_threshold``, the best ``detector_max_persons``; or any callable ``image -> (xywh boxes,
+    scores)``. With neither, the whole image is one person. int8 paths calibrate on
     ``calibration_images`` train-split images of the config. Task options (``OPTIONS``): pose ``boxes``,
     ``box_thre``, ``kpt_thre``; segmentation ``alpha``; detection ``score_threshold``; classification
     ``topk``, ``classes``.
@@ -94,14 +98,14 @@ class Inferencer:
     def __init__(self, config_or_preset: str | os.PathLike | ExperimentConfig, weights: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu", path: str = "eager", detector: str | Detector | None = None,
                  detector_weights: str | os.PathLike | None = None, detector_threshold: float = 0.5,
-                 calibration_images: int = 64, batch_size: int | None = None, overrides: Iterable[str] = (),
-                 **options: Any) -> None:
+                 detector_max_persons: int | None = None, calibration_images: int = 64,
+                 batch_size: int | None = None, overrides: Iterable[str] = (), **options: Any) -> None:
         self.cfg = load_experiment_config(config_or_preset, overrides)
         self.device = resolve_device(str(device))
         self.path = path
         self.task, model = prepare_model(self.cfg, weights, self.device)
         self.options = self._check_options(options)
-        self.detector = self._detector(detector, detector_weights, detector_threshold)
+        self.detector = self._detector(detector, detector_weights, detector_threshold, detector_max_persons)
         self.model = deploy_task_model(self.task, model, path, calibration_images)
         self.batch_size = batch_size
         self._boxes = load_boxes(self.options["boxes"], self.task.category_id) if self.options.get("boxes") else None
@@ -118,16 +122,14 @@ class Inferencer:
             raise ConfigError(f"unknown {self.task.name} option(s) {unknown}.{hints} Known: {', '.join(known)}")
         return {**known, **options}
 
-    def _detector(self, detector: str | Detector | None, weights: str | os.PathLike | None,
-                  threshold: float) -> Detector | None:
+    def _detector(self, detector: str | Detector | None, weights: str | os.PathLike | None, threshold: float,
+                  max_persons: int | None) -> Detector | None:
         if detector is None:
             if weights is not None:
                 raise ConfigError("detector_weights needs a detector (the detection config or preset they belong to)")
             return None
         if self.task.name != "pose":
             raise ConfigError(f"a person detector serves top-down pose, but this is a {self.task.name!r} config")
-        if self.options.get("boxes"):
-            raise ConfigError("give the person boxes either with a detector or with boxes=FILE, not both")
         if callable(detector):
             return detector
         from ..tasks.detection.person import load_person_detector  # detection models: only when asked for
@@ -135,7 +137,7 @@ class Inferencer:
         if weights is None:
             raise ConfigError(f"detector {detector!r} needs detector_weights (a detector without trained weights "
                               "finds no persons)")
-        return load_person_detector(detector, weights, threshold, self.device)
+        return load_person_detector(detector, weights, threshold, self.device, max_persons=max_persons)
 
     def _classification_names(self) -> list[str] | None:
         from ..tasks.classification.data import read_class_names
@@ -175,7 +177,12 @@ class Inferencer:
 
     def predict_video(self, source: str | os.PathLike | int, max_frames: int | None = None) -> Iterator[Result]:
         """Results of each frame of a video file or webcam (an index, or ``"webcam"`` / ``"webcam:N"``)."""
-        index = _webcam_index(source)
+        return (result for _, result in self.video(source, max_frames))
+
+    def video(self, source: str | os.PathLike | int,
+              max_frames: int | None = None) -> Iterator[tuple[np.ndarray, Result]]:
+        """``(frame, result)`` of each frame of a video file or webcam, as they are decoded and predicted."""
+        index = webcam_index(source)
         label = f"webcam:{index}" if index is not None else str(source)
         if index is None and not Path(source).is_file():
             raise DataError(f"video not found: {source} (the file does not exist)")
@@ -183,7 +190,7 @@ class Inferencer:
         for frame in self.frames(index if index is not None else source):
             if max_frames is not None and count >= max_frames:
                 break
-            yield from self.predict_images([frame], ids=[count], files=None, source=label, frame=count)
+            yield frame, self.predict_images([frame], ids=[count], source=label, frame=count)[0]
             count += 1
         if count == 0:
             raise DataError(f"cannot read video {label}: no frame could be decoded (not a video OpenCV can read, "
@@ -215,19 +222,24 @@ class Inferencer:
     # ------------------------------------------------------------------------------------------ per task
 
     def _pose(self, images: list[np.ndarray], files: list[Path | None], headers: list[dict]) -> list[Result]:
-        thre = float(self.options["box_thre"])
-        if self._boxes is not None:
-            found = [boxes_for_image(self._boxes, f) if f is not None else None for f in files]
-            persons = [(np.zeros((0, 4)), np.zeros(0)) if f is None else f for f in found]
-        elif self.detector is not None:
-            persons = [self.detector(image) for image in images]
-        else:
-            persons = [(None, None)] * len(images)
-        persons = [(b, s) if b is None else _above(b, s, thre) for b, s in persons]
+        persons = [self._persons(image, file) for image, file in zip(images, files, strict=True)]
         poses = self._predictor(images, [b for b, _ in persons], [s for _, s in persons])
         meta, kpt_thre = self.task.meta, float(self.options["kpt_thre"])
         return [PoseResult.from_instances(instances, meta, kpt_thre=kpt_thre, **header)
                 for instances, header in zip(poses, headers, strict=True)]
+
+    def _persons(self, image: np.ndarray, file: Path | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """An image's person boxes (xywh) and scores: its entries in the ``boxes`` file (none: no persons),
+        else the detector's, else ``(None, None)``, the whole image; boxes under ``box_thre`` dropped."""
+        if self._boxes is not None and file is not None:
+            found = boxes_for_image(self._boxes, file)
+            boxes, scores = found if found is not None else (np.zeros((0, 4)), np.zeros(0))
+        elif self.detector is not None:
+            boxes, scores = self.detector(image)
+        else:
+            return None, None
+        keep = np.asarray(scores).reshape(-1) >= float(self.options["box_thre"])
+        return np.asarray(boxes).reshape(-1, 4)[keep], np.asarray(scores).reshape(-1)[keep]
 
     def _segmentation(self, images: list[np.ndarray], files: list, headers: list[dict]) -> list[Result]:
         task = self.task
@@ -255,25 +267,8 @@ class Inferencer:
                f"device={str(self.device)!r})"
 
 
-def _above(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    keep = np.asarray(scores) >= threshold
-    return np.asarray(boxes).reshape(-1, 4)[keep], np.asarray(scores).reshape(-1)[keep]
-
-
 def _image_id(file: Path | None, index: int) -> int | str:
     """A file's COCO-style id (its stem, as a number when it is one); an array's position."""
     if file is None:
         return index
     return int(file.stem) if file.stem.isdigit() else file.stem
-
-
-def _webcam_index(source: Any) -> int | None:
-    if isinstance(source, int):
-        return source
-    text = str(source)
-    if text == "webcam" or text.startswith("webcam:"):
-        index = text.partition(":")[2] or "0"
-        if not index.isdigit():
-            raise ConfigError(f"{text!r}: a webcam is 'webcam' or 'webcam:N' with N a device number")
-        return int(index)
-    return None

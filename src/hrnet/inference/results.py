@@ -108,17 +108,17 @@ class PoseResult(Result):
         """The persons as the pose task's instance dicts (xywh ``box``), as its drawing takes them."""
         xywh = self.boxes.copy()
         xywh[:, 2:] -= xywh[:, :2]
-        return [{"box": box.tolist(), "box_score": float(bs), "keypoints": kpts, "score": float(s)}
-                for box, bs, kpts, s in zip(xywh, self.box_scores, self.keypoints, self.scores, strict=True)]
+        ids = [None] * len(self.boxes) if self.track_ids is None else [int(t) for t in self.track_ids]
+        return [{"box": box.tolist(), "box_score": float(bs), "keypoints": kpts, "score": float(s), "track_id": tid}
+                for box, bs, kpts, s, tid in zip(xywh, self.box_scores, self.keypoints, self.scores, ids, strict=True)]
 
     def _fields(self) -> dict[str, Any]:
-        ids = [None] * len(self.boxes) if self.track_ids is None else [int(t) for t in self.track_ids]
         return {
             "keypoint_names": list(self.meta.keypoints) if self.meta else None,
-            "instances": [{"box": _floats(box), "box_score": round(float(bs), 4), "keypoints": _floats(kpts, 3),
-                           "score": round(float(s), 4), "track_id": tid}
-                          for box, bs, kpts, s, tid in zip(self.boxes, self.box_scores, self.keypoints, self.scores,
-                                                           ids, strict=True)],
+            "instances": [{"box": _floats(box), "box_score": round(inst["box_score"], 4),
+                           "keypoints": _floats(inst["keypoints"], 3), "score": round(inst["score"], 4),
+                           "track_id": inst["track_id"]}
+                          for box, inst in zip(self.boxes, self.instances(), strict=True)],
         }
 
     def draw(self, image: np.ndarray, **options: Any) -> np.ndarray:

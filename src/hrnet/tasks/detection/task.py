@@ -36,8 +36,9 @@ from .data import (
     train_transforms,
 )
 from .evaluation import detections_to_coco, evaluate_coco, write_results
-from .inference import detect, draw_detections
+from .inference import detect
 from .models import ARCHITECTURES, build_detector, split_detector_name
+from .visualize import draw_detections
 
 __all__ = ["DetectionDataConfig", "DetectionTask"]
 

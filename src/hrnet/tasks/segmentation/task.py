@@ -421,7 +421,8 @@ class SegmentationTask(Task):
 
     def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
         """For each image (files or folders of images): ``<stem>_label.png`` (class ids; Cityscapes also
-        ``<stem>_labelIds.png``) and ``<stem>_overlay.png`` (colours blended over the image, ``alpha``)."""
+        ``<stem>_labelIds.png``) and ``<stem>_overlay.png`` (colours blended over the image, ``alpha``, with a
+        legend of the classes present)."""
         unknown = sorted(set(options) - {"alpha"})
         if unknown:
             raise ConfigError(f"unknown segmentation predict option(s) {unknown}; the only option is alpha=<0..1>")
@@ -434,6 +435,6 @@ class SegmentationTask(Task):
             written.append(write_image(out_dir / f"{path.stem}_label.png", labels))
             if self.data.dataset == "cityscapes":
                 written.append(write_image(out_dir / f"{path.stem}_labelIds.png", to_cityscapes_label_ids(labels)))
-            blended = overlay(image, labels, self.palette, alpha, self.ignore_index)
+            blended = overlay(image, labels, self.palette, alpha, self.ignore_index, self.classes)
             written.append(write_image(out_dir / f"{path.stem}_overlay.png", blended, color="bgr"))
         return written
