@@ -47,7 +47,8 @@ class TruthPoses:
     """A top-down pose step that knows the truth, in the predictor's calling convention: for each box the
     true person it overlaps most (IoU), with the keypoints that fall inside the box's crop region (the box
     grown by ``padding``) scored 0.9 and the others 0 — so a box that has drifted off its person loses
-    keypoints, as a model's crop would."""
+    keypoints, as a model's crop would. Two crops on one person give one pose (the better-placed crop's),
+    as the predictor's OKS-NMS leaves."""
 
     def __init__(self, video: SyntheticVideo, padding: float = 1.25) -> None:
         self.truth = {id(frame): persons for frame, persons in zip(video.frames, video.truth, strict=True)}
@@ -61,17 +62,22 @@ class TruthPoses:
             persons = self.truth[id(image)]
             frame_boxes = np.zeros((0, 4)) if boxes[i] is None else np.asarray(boxes[i]).reshape(-1, 4)
             frame_scores = np.ones(len(frame_boxes)) if scores is None or scores[i] is None else scores[i]
-            instances = []
+            instances, taken = [], {}
             for box, score in zip(frame_boxes, frame_scores, strict=True):
                 best = max(persons, key=lambda p: _iou(p.box, box), default=None)
                 if best is None or _iou(best.box, box) <= 0:
                     continue
+                if best.track_id in taken:  # two crops on one person: one pose, as OKS-NMS leaves
+                    if taken[best.track_id][0] >= _iou(best.box, box):
+                        continue
+                    instances = [inst for inst in instances if inst is not taken[best.track_id][1]]
                 centre, half = box[:2] + box[2:] / 2, box[2:] * self.padding / 2
                 inside = np.all(np.abs(best.keypoints[:, :2] - centre) <= half, axis=1) & (best.keypoints[:, 2] > 0)
                 keypoints = best.keypoints.astype(np.float64).copy()
                 keypoints[:, 2] = np.where(inside, 0.9, 0.0)
                 instances.append({"keypoints": keypoints, "box": [float(v) for v in box], "box_score": float(score),
                                   "score": float(score), "area": float(box[2] * box[3])})
+                taken[best.track_id] = (_iou(best.box, box), instances[-1])
             out.append(instances)
         return out
 

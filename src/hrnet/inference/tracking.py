@@ -82,6 +82,8 @@ class Tracker:
             track.velocity = (values[d] - track.value) / gap
             if self.kind == "pose":
                 track.velocity[:, 2] = 0.0  # scores do not move
+            else:  # the centre moves; a box's size changes with how it was found (detected or from a pose)
+                track.velocity = np.tile((track.velocity[:2] + track.velocity[2:]) / 2, 2)
             track.value, track.area, track.last_seen = values[d], float(areas[d]), self.frame
             ids[d] = track.track_id
             matched_tracks.add(t)
