@@ -284,3 +284,23 @@ def test_a_torchvision_person_detector_by_name(tiny, tmp_path):
     assert all(any(np.allclose(box, b, atol=1e-3) for b in xyxy) for box in result.boxes)
     with pytest.raises(ConfigError, match="needs detector_weights"):
         Inferencer(config, weights=weights, detector=name)
+
+
+def test_detection_masks_are_run_length_encoded_and_drawn():
+    import torch
+
+    masks = torch.zeros(2, 1, 40, 60)
+    masks[0, 0, 12:20, 10:30] = 0.9
+    masks[1, 0, 0:5, 0:5] = 0.8
+    output = {"boxes": torch.tensor([[10.0, 12, 30, 20], [0, 0, 5, 5]]), "labels": torch.tensor([2, 1]),
+              "scores": torch.tensor([0.8, 0.3]), "masks": masks}
+    result = DetectionResult.from_output(output, ["person", "car"], 0.5, image_id=7, height=40, width=60,
+                                         file="a.jpg")
+    record = result.to_json()
+    check_schema(record, "detection")
+    [instance] = record["instances"]  # the 0.3 one is under the threshold
+    assert (instance["name"], instance["label"], instance["box"]) == ("car", 2, [10, 12, 30, 20])
+    mask = decode_mask(instance["mask"])
+    assert mask.shape == (40, 60) and mask.sum() == 8 * 20 and mask[12:20, 10:30].all()
+    drawn = result.draw(np.zeros((40, 60, 3), np.uint8))
+    assert drawn[16, 20].any() and not drawn[30:, 40:].any()  # the mask is filled, far pixels untouched
