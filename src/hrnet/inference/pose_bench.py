@@ -9,7 +9,9 @@ written the way the official demo works and for ours, in one run, with the agree
   optionally the detector every N frames with boxes carried by the poses and tracking
   (:class:`~hrnet.inference.pose_video.PoseVideoPipeline`).
 
-Both use the same detector, the config's codec, no flip test (the demo has none). Agreement is the
+The pipelines take turns of a few frames each (:func:`interleave`), each charged with its own turns'
+time, so a change of the machine's load during the run affects them alike. Both use the same detector,
+the config's codec, no flip test (the demo has none). Agreement is the
 mean OKS of the reference's persons with their best match among the other pipeline's poses (greedy,
 one to one; an unmatched person counts 0), all keypoints, COCO sigmas, the area of the reference box.
 """
@@ -20,7 +22,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from .pose_video import PoseVideoPipeline, StageTimer
 from .tracking import Tracker
 from .video import VideoWriter, open_frames
 
-__all__ = ["TruthDetector", "PipelineRun", "VideoBenchReport", "reference_pipeline", "run_pose_pipeline",
+__all__ = ["TruthDetector", "PipelineRun", "VideoBenchReport", "reference_frames", "pipeline_frames", "interleave",
            "pose_agreement", "write_video", "truth_crops", "run_video_benchmark", "STAGES"]
 
 #: the stages timed, and their names in the report ("decode" is the heatmaps', "read" the video's)
@@ -112,74 +114,90 @@ def write_video(video: SyntheticVideo, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def reference_pipeline(path: Path, model: nn.Module, codec: HeatmapCodec, meta: KeypointMeta,
-                       detector: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-                       padding: float = 1.25) -> PipelineRun:
-    """The official demo's loop: read a frame, detect, crop and run each person alone, decode, draw."""
+def reference_frames(run: PipelineRun, path: Path, model: nn.Module, codec: HeatmapCodec, meta: KeypointMeta,
+                     detector: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                     padding: float = 1.25) -> Iterator[None]:
+    """The official demo's loop, one frame per step: read a frame, detect, crop and run each person alone
+    through ``model`` (eager fp32, batch 1), decode its heatmaps, draw. Fills ``run``."""
     import cv2
 
-    run, timer = PipelineRun("reference"), StageTimer()
+    timer = StageTimer()
+    run.stages = timer.seconds
     capture = cv2.VideoCapture(str(path))
     model = model.eval()
-    start = time.perf_counter()
-    while True:
-        with timer("read"):
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        with timer("detect"):
-            boxes, _ = detector(frame)
-        instances = []
-        for box in boxes:
-            with timer("crop"):
-                center, scale = codec.box_to_center_scale(box, padding)
-                crop = to_input_tensor(codec.warp(frame, center, scale))[None]
-            with timer("pose"), torch.inference_mode():
-                heatmaps = model(crop)
-            with timer("decode"):
-                preds, maxvals = codec.decode(heatmaps.float(), center[None], scale[None])
-            keypoints = np.concatenate([preds[0], maxvals[0].reshape(-1, 1)], axis=1)
-            instances.append({"keypoints": keypoints, "box": list(box), "area": float(box[2] * box[3])})
-        with timer("draw"):
-            draw_poses(frame, instances, meta, show_scores=False)
-        run.poses.append([(inst["keypoints"], inst["area"]) for inst in instances])
-        run.detections += 1
-    capture.release()
-    run.seconds, run.frames, run.stages = time.perf_counter() - start, len(run.poses), dict(timer.seconds)
-    return run
+    try:
+        while True:
+            with timer("read"):
+                ok, bgr = capture.read()
+                if not ok:
+                    return
+                frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            with timer("detect"):
+                boxes, _ = detector(frame)
+            instances = []
+            for box in boxes:
+                with timer("crop"):
+                    center, scale = codec.box_to_center_scale(box, padding)
+                    crop = to_input_tensor(codec.warp(frame, center, scale))[None]
+                with timer("pose"), torch.inference_mode():
+                    heatmaps = model(crop)
+                with timer("decode"):
+                    preds, maxvals = codec.decode(heatmaps.float(), center[None], scale[None])
+                keypoints = np.concatenate([preds[0], maxvals[0].reshape(-1, 1)], axis=1)
+                instances.append({"keypoints": keypoints, "box": list(box), "area": float(box[2] * box[3])})
+            with timer("draw"):
+                draw_poses(frame, instances, meta, show_scores=False)
+            run.poses.append([(inst["keypoints"], inst["area"]) for inst in instances])
+            run.detections += 1
+            run.frames += 1
+            yield
+    finally:
+        capture.release()
 
 
-def run_pose_pipeline(name: str, path: Path, predictor: TopDownPredictor, meta: KeypointMeta,
-                      detector: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], detect_every: int = 1,
-                      track: bool = False, frames_per_step: int = 1) -> PipelineRun:
-    """Our pipeline over the video at ``path``: threaded decoding, batched crops, detection every
-    ``detect_every`` frames, tracking when ``track``."""
+def pipeline_frames(run: PipelineRun, path: Path, predictor: TopDownPredictor, meta: KeypointMeta,
+                    detector: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], detect_every: int = 1,
+                    track: bool = False, frames_per_step: int = 1) -> Iterator[None]:
+    """Our pipeline, ``frames_per_step`` frames per step: frames decoded ahead in a thread (one frame
+    ahead, so that it takes little time from the other pipelines timed between its steps), batched crops,
+    detection every ``detect_every`` frames, tracking when ``track``, the poses drawn. Fills ``run``."""
     timer = StageTimer()
+    run.stages = timer.seconds
     counted = _Counted(detector)
     pipeline = PoseVideoPipeline(predictor, meta, counted, detect_every=detect_every,
                                  tracker=Tracker("pose") if track else None, timer=timer)
-    run = PipelineRun(name)
-    start = time.perf_counter()
-    with open_frames(path) as source:
+    with open_frames(path, queue_size=1) as source:
         frames = iter(source)
         while True:
-            batch = []
             with timer("read"):
-                batch.extend(frame for _, frame in zip(range(frames_per_step), frames, strict=False))
+                batch = [frame for _, frame in zip(range(frames_per_step), frames, strict=False)]
             if not batch:
-                break
+                return
             results = pipeline(batch)
             with timer("draw"):
                 for frame, result in zip(batch, results, strict=True):
                     result.draw(frame, show_scores=False)
-            run.poses.extend([(k, float(b[2] - b[0]) * float(b[3] - b[1])) for k, b in zip(r.keypoints, r.boxes,
-                                                                                         strict=True)]
-                             for r in results)
-    run.seconds, run.frames = time.perf_counter() - start, len(run.poses)
-    run.stages = dict(timer.seconds)
-    run.detections = counted.calls
-    return run
+            run.poses.extend([(k, float(b[2] - b[0]) * float(b[3] - b[1]))
+                              for k, b in zip(r.keypoints, r.boxes, strict=True)] for r in results)
+            run.frames += len(batch)
+            run.detections = counted.calls
+            yield
+
+
+def interleave(steps: Sequence[Iterator[None]], runs: Sequence[PipelineRun], frames: int = 4) -> None:
+    """Advance the pipelines in turn, about ``frames`` frames each, until all are done, adding the time
+    of each turn to its run: a change of the machine's load while they run affects all alike."""
+    active = list(zip(steps, runs, strict=True))
+    while active:
+        for entry in list(active):
+            step, run = entry
+            start, first = time.perf_counter(), run.frames
+            try:
+                while run.frames - first < frames:
+                    next(step)
+            except StopIteration:
+                active.remove(entry)
+            run.seconds += time.perf_counter() - start
 
 
 class _Counted:
@@ -260,10 +278,11 @@ def truth_crops(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], codec
 
 def run_video_benchmark(model: nn.Module, codec: HeatmapCodec, meta: KeypointMeta, video: SyntheticVideo,
                         pipelines: Sequence[dict[str, Any]], detector_cost: str | None = None,
-                        model_name: str = "pose", threads: int | None = None,
+                        model_name: str = "pose", threads: int | None = None, turn_frames: int = 4,
                         log: Callable[[str], None] = print) -> VideoBenchReport:
     """Time the reference and each of ``pipelines`` (dicts: ``name``, ``path`` (a deploy path),
-    ``detect_every``, ``track``, ``frames_per_step``) on ``video``, one after the other in this process.
+    ``detect_every``, ``track``, ``frames_per_step``) on ``video`` in this process, taking turns of
+    ``turn_frames`` frames (:func:`interleave`).
     ``detector_cost`` names a torchvision detector run on each detected frame for its time; the boxes are
     the video's true ones. int8 paths calibrate on crops of the true boxes."""
     from .deployed import DeployedModule
@@ -280,20 +299,24 @@ def run_video_benchmark(model: nn.Module, codec: HeatmapCodec, meta: KeypointMet
         boxes = [np.stack([p.box for p in t]) if t else np.zeros((0, 4)) for t in video.truth]
         detector = TruthDetector(decoded, boxes, torchvision_cost(detector_cost) if detector_cost else None)
         calibration = truth_crops(decoded, boxes, codec)
-        log("reference (detector every frame, eager fp32, one person at a time) ...")
-        runs = [reference_pipeline(path, model, codec, meta, detector)]
-        log(f"  {runs[0].fps:.2f} frames/s")
+        runs = [PipelineRun("reference (detector every frame, eager fp32, one person at a time)")]
+        steps = [reference_frames(runs[0], path, model, codec, meta, detector)]
         for spec in pipelines:
             deployed = DeployedModule(model, spec["path"], lambda shape: calibration, artifacts=Path(tmp) / "onnx")
             predictor = TopDownPredictor(deployed, codec, meta, flip_test=False, batch_size=64,
                                          nms=spec.get("track", False))
             log(f"{spec['name']}: building the {spec['path']} model ...")
             predictor([decoded[0]], [boxes[0]])  # exports / compiles / quantizes before the timing
-            run = run_pose_pipeline(spec["name"], path, predictor, meta, detector, spec.get("detect_every", 1),
-                                    spec.get("track", False), spec.get("frames_per_step", 1))
+            runs.append(PipelineRun(spec["name"]))
+            steps.append(pipeline_frames(runs[-1], path, predictor, meta, detector, spec.get("detect_every", 1),
+                                         spec.get("track", False), spec.get("frames_per_step", 1)))
+        log(f"timing {len(runs)} pipelines in turns of {turn_frames} frames ...")
+        interleave(steps, runs, turn_frames)
+        for run in runs[1:]:
             run.oks = pose_agreement(runs[0].poses, run.poses)
-            log(f"  {run.fps:.2f} frames/s, {run.fps / runs[0].fps:.2f}x, OKS vs reference {run.oks:.4f}")
-            runs.append(run)
+        for run in runs:
+            oks = "" if run.oks is None else f", OKS vs reference {run.oks:.4f}"
+            log(f"  {run.name}: {run.fps:.2f} frames/s, {run.fps / runs[0].fps:.2f}x{oks}")
     info["load_after"] = os.getloadavg()[0]
     h, w = video.frames[0].shape[:2]
     persons = np.mean([len(t) for t in video.truth])
