@@ -6,6 +6,7 @@ tracker keeps identities, not a model's accuracy."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,16 @@ def test_video_benchmark_runs_and_reports_every_stage(single_torch_thread):
     assert batched.oks == pytest.approx(1.0, abs=1e-3)  # same boxes, same model: the same poses
     table = report.markdown()
     assert "| reference |" in table and "video decode %" in table and "heatmap decode %" in table
+
+
+def test_bench_video_pipeline_refuses_what_it_cannot_time(capsys):
+    from hrnet.cli.main import main
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    assert main(["bench", "--pipeline", "video", "pose_hrnet_w32"]) == 2
+    assert "needs a pose config" in capsys.readouterr().err
+    assert main(["bench", "--pipeline", "video", str(configs / "segmentation/synthetic/hrnetv2_tiny.yaml")]) == 2
+    assert "'segmentation' config" in capsys.readouterr().err
+    assert main(["bench", "--pipeline", "video", str(configs / "pose/synthetic/quickstart.yaml"), "--fast-path",
+                 "onnxruntime_int9"]) == 2
+    assert "onnxruntime_int8" in capsys.readouterr().err  # the close name suggested

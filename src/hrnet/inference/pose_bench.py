@@ -248,9 +248,9 @@ class VideoBenchReport:
             f"{self.threads} threads, torch {m['torch']}, {m['date']}; load average {m['load_before']:.2f} before, "
             f"{m['load_after']:.2f} after.",
             "",
-            "| pipeline | frames/s | speed-up | OKS vs reference | detector runs | "
+            "| pipeline | frames/s | speed-up | OKS vs reference | persons per frame | detector runs | "
             + " | ".join(f"{label} %" for label in STAGES.values()) + " | other % |",
-            "|---|---|---|---|---|" + "---|" * (len(STAGES) + 1),
+            "|---|---|---|---|---|---|" + "---|" * (len(STAGES) + 1),
         ]
         for run in self.runs:
             total = run.seconds or 1.0
@@ -258,7 +258,9 @@ class VideoBenchReport:
             shares = " | ".join(f"{100 * run.stages.get(s, 0.0) / total:.1f}" for s in STAGES)
             shares += f" | {100 * other / total:.1f}"
             oks = "reference" if run is ref else f"{run.oks:.4f}"
-            lines.append(f"| {run.name} | {run.fps:.2f} | {run.fps / ref.fps:.2f}× | {oks} | {run.detections} | "
+            persons = sum(len(p) for p in run.poses) / max(run.frames, 1)
+            lines.append(f"| {run.name} | {run.fps:.2f} | {run.fps / ref.fps:.2f}× | {oks} | {persons:.2f} | "
+                         f"{run.detections} | "
                          f"{shares} |")
         return "\n".join(lines)
 
