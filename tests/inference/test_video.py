@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import cv2
 import numpy as np
@@ -32,7 +31,7 @@ def test_a_video_file_is_read_in_order_at_its_frame_rate(tmp_path):
     assert source.fps == pytest.approx(12.0) and not source.live and source.frame_count == 6
     means = [frame.mean() for frame in source]
     assert len(means) == 6 and np.all(np.diff(means) > 10)
-    assert not any(t.name.startswith("decode") and t.is_alive() for t in threading.enumerate())
+    assert not source._thread.is_alive()
 
 
 def test_process_video_writes_mp4_and_json_lines(tmp_path):
@@ -126,3 +125,41 @@ def test_a_folder_is_an_image_sequence(tmp_path):
 
 def test_webcam_index():
     assert [webcam_index(s) for s in (0, 2, "webcam", "webcam:1", "3", "clip.mp4")] == [0, 2, 0, 1, 3, None]
+
+
+def test_a_display_is_needed_for_the_live_window(monkeypatch):
+    from hrnet.inference import video
+
+    monkeypatch.setattr(video.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not video.display_available()
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(video.cv2, "getBuildInformation", lambda: "  GUI:    NONE\n")
+    assert not video.display_available()
+    monkeypatch.setattr(video.cv2, "getBuildInformation", lambda: "  GUI:    GTK3\n    GTK+: YES\n")
+    assert video.display_available()
+
+
+def test_a_webcam_is_shown_live_and_q_ends_the_run(tmp_path, fake_capture, monkeypatch):
+    from hrnet.inference import video
+
+    shown = []
+
+    class FakeWindow:
+        def __init__(self, title):
+            self.title = title
+
+        def show(self, frame):
+            shown.append(int(frame[0, 0, 0]))
+            return len(shown) < 3  # q pressed on the third frame
+
+        def close(self):
+            shown.append("closed")
+
+    monkeypatch.setattr(video, "display_available", lambda: True)
+    monkeypatch.setattr(video, "LiveWindow", FakeWindow)
+    source = open_frames(0, capture_factory=lambda index: fake_capture(count=50))
+    summary = process_video(source, _numbered_step, json_out=tmp_path / "cam.jsonl", progress=False)
+    assert summary.shown and summary.frames == 3 and shown == [0, 1, 2, "closed"]
+    assert len((tmp_path / "cam.jsonl").read_text().splitlines()) == 3

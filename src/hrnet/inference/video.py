@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -253,16 +254,13 @@ class JsonLinesWriter:
 
 
 def display_available() -> bool:
-    """Whether a window can be shown: a display server is set (X11 / Wayland; always on Windows and macOS)
-    and OpenCV was built with its GUI module (``opencv-python-headless`` is not)."""
+    """Whether a window can be shown: OpenCV was built with a GUI backend (``opencv-python-headless`` has
+    none) and, on Linux, a display server is set (X11 / Wayland). Probed without opening a window, since
+    some backends abort the process when the display cannot be reached."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return False
-    try:
-        cv2.namedWindow("hrnet")
-        cv2.destroyWindow("hrnet")
-    except cv2.error:
-        return False
-    return True
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return gui is not None and gui.group(1).upper() != "NONE"
 
 
 class LiveWindow:
