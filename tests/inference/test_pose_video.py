@@ -156,3 +156,19 @@ def test_bench_video_pipeline_refuses_what_it_cannot_time(capsys):
     assert main(["bench", "--pipeline", "video", str(configs / "pose/synthetic/quickstart.yaml"), "--fast-path",
                  "onnxruntime_int9"]) == 2
     assert "onnxruntime_int8" in capsys.readouterr().err  # the close name suggested
+
+
+def test_truth_detector_finds_frames_by_their_pixels_and_can_cost_a_real_detectors_time(single_torch_thread):
+    from hrnet.inference.pose_bench import TruthDetector, torchvision_cost
+
+    video = moving_people(3, size=(64, 96), num_people=2, seed=5)
+    boxes = [np.stack([p.box for p in t]) for t in video.truth]
+    runs = []
+    detector = TruthDetector(video.frames, boxes, cost=lambda frame: runs.append(frame.shape))
+    found, scores = detector(video.frames[2].copy())  # another array with the same pixels
+    np.testing.assert_array_equal(found, boxes[2])
+    assert scores.tolist() == [1.0, 1.0] and runs == [(64, 96, 3)]
+    with pytest.raises(KeyError):
+        detector(np.zeros_like(video.frames[0]))
+    output = torchvision_cost("ssdlite320_mobilenet_v3_large")(video.frames[0])
+    assert set(output[0]) == {"boxes", "labels", "scores"}

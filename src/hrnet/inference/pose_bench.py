@@ -78,9 +78,9 @@ class TruthDetector:
 
 def torchvision_cost(name: str) -> Callable[[np.ndarray], Any]:
     """A torchvision COCO detector with random weights, run for its time only (untrained, it finds nothing)."""
-    from torchvision.models import detection
+    from torchvision.models import get_model
 
-    model = detection.get_model(name, weights=None, weights_backbone=None).eval()
+    model = get_model(name, weights=None, weights_backbone=None).eval()
 
     @torch.inference_mode()
     def run(frame: np.ndarray) -> Any:
