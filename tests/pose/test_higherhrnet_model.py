@@ -139,3 +139,14 @@ def test_onnx_export_keeps_both_outputs(tmp_path):
     assert isinstance(outputs, list) and [o.shape for o in outputs] == [r.shape for r in reference]
     parity = compare_outputs(reference, outputs, tolerance=1e-4)
     assert parity.ok, parity
+
+
+def test_bench_times_the_preset(tmp_path, capsys):
+    tiny = ["--set", "width=4", "--set", "blocks=1", "--set", "modules=[1,1,1]", "--set", "stage1_blocks=1"]
+    out = tmp_path / "bench.json"
+    code = cli_main(["bench", "pose_higherhrnet_w32", *tiny, "--input", "64", "64", "--batch", "1", "--paths",
+                     "channels_last", "--min-time", "0", "--threads", "1", "--no-yardstick", "--json", str(out)])
+    assert code == 0, capsys.readouterr()
+    results = json.loads(out.read_text())["results"]
+    assert [r["path"] for r in results] == ["eager", "channels_last"]
+    assert all(r["error"] is None and r["parity_ok"] for r in results)
