@@ -51,9 +51,14 @@ def test_presets_carry_their_input_size():
     assert isinstance(w48, PoseHigherHRNet)
 
 
-def test_official_config_gives_the_preset_with_the_official_keys():
+def test_official_config_gives_the_preset_with_the_official_keys(tmp_path):
+    import yaml
+
+    path = tmp_path / "w32_512_adam_lr1e-3.yaml"  # with sections from_official does not read, as the file
+    path.write_text(yaml.safe_dump({**official_w32_512(), "DATASET": {"INPUT_SIZE": 512, "OUTPUT_SIZE": [128, 256]},
+                                    "TEST": {"WITH_HEATMAPS": "(True, True)", "WITH_AE": "(True, False)"}}))
     with torch.device("meta"):
-        official = hrnet.from_official(official_w32_512())
+        official = hrnet.from_official(path)
         preset = hrnet.build_model("pose_higherhrnet_w32")
     shapes = {k: tuple(v.shape) for k, v in official.state_dict().items()}
     assert shapes == {k: tuple(v.shape) for k, v in preset.state_dict().items()}
