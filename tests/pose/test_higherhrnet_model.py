@@ -51,9 +51,14 @@ def test_presets_carry_their_input_size():
     assert isinstance(w48, PoseHigherHRNet)
 
 
-def test_official_config_gives_the_preset_with_the_official_keys():
+def test_official_config_gives_the_preset_with_the_official_keys(tmp_path):
+    import yaml
+
+    path = tmp_path / "w32_512_adam_lr1e-3.yaml"  # with sections from_official does not read, as the file
+    path.write_text(yaml.safe_dump({**official_w32_512(), "DATASET": {"INPUT_SIZE": 512, "OUTPUT_SIZE": [128, 256]},
+                                    "TEST": {"WITH_HEATMAPS": "(True, True)", "WITH_AE": "(True, False)"}}))
     with torch.device("meta"):
-        official = hrnet.from_official(official_w32_512())
+        official = hrnet.from_official(path)
         preset = hrnet.build_model("pose_higherhrnet_w32")
     shapes = {k: tuple(v.shape) for k, v in official.state_dict().items()}
     assert shapes == {k: tuple(v.shape) for k, v in preset.state_dict().items()}
@@ -139,3 +144,14 @@ def test_onnx_export_keeps_both_outputs(tmp_path):
     assert isinstance(outputs, list) and [o.shape for o in outputs] == [r.shape for r in reference]
     parity = compare_outputs(reference, outputs, tolerance=1e-4)
     assert parity.ok, parity
+
+
+def test_bench_times_the_preset(tmp_path, capsys):
+    tiny = ["--set", "width=4", "--set", "blocks=1", "--set", "modules=[1,1,1]", "--set", "stage1_blocks=1"]
+    out = tmp_path / "bench.json"
+    code = cli_main(["bench", "pose_higherhrnet_w32", *tiny, "--input", "64", "64", "--batch", "1", "--paths",
+                     "channels_last", "--min-time", "0", "--threads", "1", "--no-yardstick", "--json", str(out)])
+    assert code == 0, capsys.readouterr()
+    results = json.loads(out.read_text())["results"]
+    assert [r["path"] for r in results] == ["eager", "channels_last"]
+    assert all(r["error"] is None and r["parity_ok"] for r in results)
