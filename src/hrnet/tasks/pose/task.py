@@ -309,3 +309,6 @@ def _records(instances: list[dict[str, Any]], image: str, image_id: int | str, c
         }
         for x in instances
     ]
+
+
+from . import bottomup_task  # noqa: E402,F401  (registers pose_bottomup, which reuses this module's helpers)
