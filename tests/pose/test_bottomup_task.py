@@ -127,3 +127,17 @@ def test_cli_predict_on_a_photo_with_no_detector(sample, tmp_path):
     records = json.loads((out / "predictions.json").read_text())
     assert records and all(r["image"] == photo.name and len(r["keypoints"]) == 51 for r in records)
     assert (out / "000000000785_pose.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["coco/higherhrnet_w32_512", "coco/higherhrnet_w32_640", "coco/higherhrnet_w48_640",
+                                  "crowdpose/higherhrnet_w32_512", "synthetic/higherhrnet_small"])
+def test_shipped_configs_build_their_task(name):
+    from importlib.resources import files
+
+    from hrnet.engine.config import load_config
+
+    cfg = load_config(Path(str(files("hrnet") / "configs" / "pose" / f"{name}.yaml")))
+    task = BottomUpPoseTask(cfg)
+    size = cfg.data.input_size
+    assert task.output_sizes == [size // 4, size // 2] and task.meta.num_keypoints == (14 if "crowd" in name else 17)
+    assert cfg.train.optimizer.name == "adam" and cfg.train.optimizer.lr == pytest.approx(1.5e-3)
