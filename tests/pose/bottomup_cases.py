@@ -7,7 +7,9 @@ the heatmaps carry faint noise and a few spurious peaks.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import torch
 
 CASES = {
     "coco_1tag": {"seed": 11, "joints": 17, "size": (40, 48), "people": 6, "tag_dim": 1, "spread": 9.0,
@@ -47,3 +49,42 @@ def case_inputs(seed: int, joints: int, size: tuple[int, int], people: int, tag_
         j, x, y = rng.integers(joints), rng.uniform(0, w), rng.uniform(0, h)
         heatmaps[j] = np.maximum(heatmaps[j], 0.3 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 4.0))
     return heatmaps.astype(np.float32), tags.astype(np.float32)
+
+
+class FakeHigherHRNet(torch.nn.Module):
+    """A fixed stand-in for a HigherHRNet with the official output layout: ``[(N, 2K, H/4, W/4) heatmaps +
+    tags, (N, K, H/2, W/2) heatmaps]``, from seeded 1x1 projections of the pooled image (not mirror-symmetric,
+    so the flip test's joint swapping shows)."""
+
+    def __init__(self, joints: int = 17, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w4 = torch.nn.Parameter(torch.randn(2 * joints, 3, generator=g), requires_grad=False)
+        self.w2 = torch.nn.Parameter(torch.randn(joints, 3, generator=g), requires_grad=False)
+        self.ramp = torch.nn.Parameter(torch.randn(2 * joints, 1, 1, generator=g) * 0.02, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        a = torch.nn.functional.avg_pool2d(x, 4)
+        b = torch.nn.functional.avg_pool2d(x, 2)
+        cols = torch.arange(a.shape[3], dtype=x.dtype)
+        out4 = torch.sigmoid(torch.einsum("oc,nchw->nohw", self.w4, a) + self.ramp * cols)
+        out2 = torch.sigmoid(torch.einsum("oc,nchw->nohw", self.w2, b))
+        return [out4, out2]
+
+
+def fake_image(seed: int, height: int, width: int) -> np.ndarray:
+    """A smooth random RGB image (uint8)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3)).astype(np.float32)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.uint8)
+
+
+#: test-time cases recorded from the official valid.py loop with the fake model
+TEST_TIME_CASES = {
+    "single_scale_flip": {"image": (7, 150, 100), "input_size": 128, "scales": [1], "flip": True,
+                          "project2image": True},
+    "multi_scale_flip": {"image": (8, 120, 170), "input_size": 128, "scales": [2, 1, 0.5], "flip": True,
+                         "project2image": True},
+    "multi_scale_no_project": {"image": (9, 100, 140), "input_size": 128, "scales": [2, 1, 0.5], "flip": False,
+                               "project2image": False},
+}
