@@ -141,3 +141,13 @@ def test_shipped_configs_build_their_task(name):
     size = cfg.data.input_size
     assert task.output_sizes == [size // 4, size // 2] and task.meta.num_keypoints == (14 if "crowd" in name else 17)
     assert cfg.train.optimizer.name == "adam" and cfg.train.optimizer.lr == pytest.approx(1.5e-3)
+
+
+def test_official_configs_state_the_readme_ap():
+    from importlib.resources import files
+
+    coco = files("hrnet") / "configs" / "pose" / "coco"
+    text = {n: (coco / f"higherhrnet_{n}.yaml").read_text() for n in ("w32_512", "w32_640", "w48_640")}
+    assert "AP 67.1" in text["w32_512"] and "AP 69.9" in text["w32_512"]
+    assert "AP 68.5" in text["w32_640"] and "AP 70.6" in text["w32_640"]
+    assert "AP 69.9" in text["w48_640"] and "AP 72.1" in text["w48_640"]

@@ -34,11 +34,12 @@ from ...media import expand_inputs, read_image, video_source, write_image
 from .associative_embedding import MultiResolutionAELoss
 from .bottomup import BottomUpPredictor, coco_results
 from .bottomup_data import BottomUpAugment, BottomUpDataset, bottomup_collate
+from .config import KeypointFiles
 from .evaluation import evaluate_coco_keypoints, evaluate_crowdpose_keypoints
 from .grouping import GroupingParams
 from .inference import predict_video
 from .meta import KeypointMeta, resolve_meta
-from .task import _image_id, _safe, _unwrap
+from .task import _image_id, _safe, _unwrap, model_overrides
 from .visualize import draw_poses
 
 __all__ = ["BottomUpDataConfig", "BottomUpAugmentSection", "BottomUpEvalConfig", "BottomUpLossConfig",
@@ -75,17 +76,10 @@ class BottomUpAugmentSection(StrictModel):
         return BottomUpAugment(**self.model_dump())
 
 
-class BottomUpDataConfig(StrictModel):
+class BottomUpDataConfig(KeypointFiles):
     """The ``data:`` section of a bottom-up config. Relative paths are taken from ``root``."""
 
     format: Literal["coco", "crowdpose"] = "coco"
-    root: Path
-    #: keypoint set: 'coco', 'crowdpose' or a meta file; None: the format's own
-    meta: str | None = None
-    train_ann: str | None = None
-    train_images: str | None = None
-    val_ann: str | None = None
-    val_images: str | None = None
     #: side of the square training crop, and the short side of test images at scale 1
     input_size: int = Field(512, ge=32)
     #: Gaussian sigma of the heatmap targets, in output pixels at every resolution
@@ -172,12 +166,7 @@ class BottomUpPoseTask(Task):
     def build_model(self) -> nn.Module:
         from ...models import build_model
 
-        overrides = dict(self.cfg.model.overrides)
-        joints = overrides.setdefault("num_joints", self.meta.num_keypoints)
-        if joints != self.meta.num_keypoints:
-            raise ConfigError(f"model.overrides.num_joints={joints} but the keypoint meta {self.meta.name!r} has "
-                              f"{self.meta.num_keypoints} keypoints")
-        return build_model(self.cfg.model.name, **overrides)
+        return build_model(self.cfg.model.name, **model_overrides(self.cfg, self.meta))
 
     def build_dataset(self, split: str) -> BottomUpDataset:
         if split not in ("train", "val"):

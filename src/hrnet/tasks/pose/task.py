@@ -58,16 +58,6 @@ class PoseTask(Task):
 
     # ------------------------------------------------------------------------------------------ building
 
-    def _model_overrides(self) -> dict[str, Any]:
-        overrides = dict(self.cfg.model.overrides)
-        joints = overrides.setdefault("num_joints", self.meta.num_keypoints)
-        if joints != self.meta.num_keypoints:
-            raise ConfigError(
-                f"model.overrides.num_joints={joints} but the keypoint meta {self.meta.name!r} has "
-                f"{self.meta.num_keypoints} keypoints"
-            )
-        return overrides
-
     def _build_codec(self) -> HeatmapCodec:
         with torch.device("meta"):  # the model states its geometry; built without memory or weights
             model = self.build_model()
@@ -100,7 +90,7 @@ class PoseTask(Task):
     def build_model(self) -> nn.Module:
         from ...models import build_model
 
-        return build_model(self.cfg.model.name, **self._model_overrides())
+        return build_model(self.cfg.model.name, **model_overrides(self.cfg, self.meta))
 
     def build_dataset(self, split: str) -> TopDownDataset:
         if split not in ("train", "val"):
@@ -260,6 +250,18 @@ class PoseTask(Task):
                 records.extend({**r, "frame": n} for r in _records(instances, str(source), n, self.category_id))
         write_json(out_dir / "predictions.json", records)
         return [out_dir / "predictions.json", *written]
+
+
+def model_overrides(cfg: Any, meta: KeypointMeta) -> dict[str, Any]:
+    """``cfg.model.overrides`` with ``num_joints`` from the keypoint meta (a different one is an error)."""
+    overrides = dict(cfg.model.overrides)
+    joints = overrides.setdefault("num_joints", meta.num_keypoints)
+    if joints != meta.num_keypoints:
+        raise ConfigError(
+            f"model.overrides.num_joints={joints} but the keypoint meta {meta.name!r} has "
+            f"{meta.num_keypoints} keypoints"
+        )
+    return overrides
 
 
 def _unwrap(dataset: Dataset) -> Any:
