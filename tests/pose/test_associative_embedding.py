@@ -135,3 +135,31 @@ def test_bad_inputs_are_explained():
         MultiResolutionAELoss(5, with_ae=(True, False), push_factors=(1.0,))
     with pytest.raises(ValueError, match="2 outputs"):
         MultiResolutionAELoss(5)([torch.zeros(1, 10, 4, 4)], [], [], [])
+
+
+def test_a_tiny_higherhrnet_learns_from_the_targets():
+    """Model outputs, targets of both resolutions and the loss fit together; a few Adam steps lower the loss."""
+    import hrnet
+
+    torch.manual_seed(0)
+    model = hrnet.build_model("pose_higherhrnet_w32", num_joints=K, width=4, blocks=1, modules=(1, 1, 1),
+                              stage1_blocks=1)
+    images = torch.randn(2, 3, 64, 64)
+    people = [keypoints_at(0, 32)[..., :3], keypoints_at(1, 32)[..., :3]]  # in pixels of the 32x32 (1/2) map
+    heatmaps, masks, joints = [], [], []
+    for res in (16, 32):
+        scaled = [np.concatenate([p[..., :2] * res / 32, p[..., 2:]], axis=-1) for p in people]
+        heatmaps.append(torch.from_numpy(np.stack([heatmap_targets(p, res) for p in scaled])))
+        masks.append(torch.ones(2, res, res))
+        joints.append(torch.from_numpy(np.stack([tag_indices(p, res, max_people=4) for p in scaled])))
+    criterion = MultiResolutionAELoss(K, push_factors=1.0, pull_factors=1.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    totals = []
+    for _ in range(6):
+        losses = criterion(model(images), heatmaps, masks, joints)
+        optimizer.zero_grad()
+        losses.total.backward()
+        optimizer.step()
+        totals.append(losses.total.item())
+    assert losses.push[1] is None and losses.heatmaps[1] is not None
+    assert totals[-1] < 0.8 * totals[0], totals

@@ -77,6 +77,24 @@ def _official_pose(width: int, dataset: str, size: str) -> WeightsEntry:
         config=f"experiments/{dataset}/hrnet/w{width}_{size}_adam_lr1e-3.yaml")
 
 
+HIGHER_REPO = "https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation"
+HIGHER_DRIVE = "https://drive.google.com/drive/folders/1X9-TzWpwbX2zQf2To8lB-ZQHMYviYYh6"
+#: the COCO checkpoints in the official Drive folder: (width, input) -> (file name, Drive file id)
+HIGHER_FILES = {(32, 512): ("pose_higher_hrnet_w32_512.pth", "1V9Iz0ZYy9m8VeaspfKECDW0NKlGsYmO1"),
+                (32, 640): ("pose_higher_hrnet_w32_640.pth.tar", "1uEcQlm1rjV-JRgVbaP79Y5sMLqUX2ciD"),
+                (48, 640): ("pose_higher_hrnet_w48_640.pth.tar", "10j9Wx_I2H6qaw-prAdlJ44fLryDtA-ah")}
+
+
+def _official_higher(width: int, size: int) -> WeightsEntry:
+    file_name, drive_id = HIGHER_FILES[width, size]
+    preset = f"pose_higherhrnet_w{width}" + ("_640" if (width, size) == (32, 640) else "")
+    return WeightsEntry(
+        f"pose_higherhrnet_w{width}_coco_{size}", "pose", "official", preset, file_name,
+        (f"https://drive.google.com/file/d/{drive_id}/view", HIGHER_DRIVE, HIGHER_REPO), MIT,
+        f"HigherHRNet-W{width} bottom-up pose, COCO {size}x{size} (official)", downloadable=False,
+        config=f"experiments/coco/higher_hrnet/w{width}_{size}_adam_lr1e-3.yaml")
+
+
 def _official_seg(name: str, file_stem: str, dataset: str, classes: int, ocr: bool) -> WeightsEntry:
     preset = "seg_hrnetv2_w48_ocr" if ocr else "seg_hrnetv2_w48"
     head = "HRNetV2-W48 + OCR" if ocr else "HRNetV2-W48"
@@ -164,6 +182,7 @@ WEIGHTS: dict[str, WeightsEntry] = {e.name: e for e in [
     _official_pose(32, "coco", "256x192"), _official_pose(32, "coco", "384x288"),
     _official_pose(48, "coco", "256x192"), _official_pose(48, "coco", "384x288"),
     _official_pose(32, "mpii", "256x256"), _official_pose(48, "mpii", "256x256"),
+    *(_official_higher(w, size) for w, size in HIGHER_FILES),
     WeightsEntry("seg_hrnetv2_w48_cityscapes_trainset", "segmentation", "official", "seg_hrnetv2_w48",
                  "hrnet_w48_cityscapes_cls19_1024x2048_trainset.pth", (SEG_REPO + "/tree/pytorch-v1.1",), MIT,
                  "HRNetV2-W48, Cityscapes train (official pytorch-v1.1 release, OneDrive/BaiduYun)",
