@@ -151,3 +151,23 @@ def test_official_configs_state_the_readme_ap():
     assert "AP 67.1" in text["w32_512"] and "AP 69.9" in text["w32_512"]
     assert "AP 68.5" in text["w32_640"] and "AP 70.6" in text["w32_640"]
     assert "AP 69.9" in text["w48_640"] and "AP 72.1" in text["w48_640"]
+
+
+def test_predict_video_without_boxes(sample, tmp_path):
+    import cv2
+
+    root, weights = sample
+    frame = cv2.resize(cv2.imread(str(root / "images" / "000000000785.jpg")), (160, 120))
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (160, 120))
+    for _ in range(3):
+        writer.write(frame)
+    writer.release()
+    if not video.is_file() or video.stat().st_size == 0:
+        pytest.skip("this OpenCV build cannot write MP4")
+    cfg = validate_config(_config(root, tmp_path / "run"))
+    written = predict(cfg, weights, [video], tmp_path / "out", max_frames=2)
+    assert tmp_path / "out/clip_pose.mp4" in written
+    records = json.loads((tmp_path / "out/predictions.json").read_text())
+    assert records and {r["frame"] for r in records} == {0, 1}
+    assert all(len(r["keypoints"]) == 51 and np.isfinite(r["keypoints"]).all() for r in records)
