@@ -241,3 +241,25 @@ def test_shared_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("HRNET_SHARED_DATA")
     with pytest.raises(ConfigError, match="HRNET_SHARED_DATA is not set"):
         shared_data_dir()
+
+
+def test_pose_crowds_have_several_overlapping_people(tmp_path):
+    """``persons``: every image holds that many figures, and neighbours overlap (boxes intersect)."""
+    out = synthesize("pose", tmp_path / "crowd", num_train=12, num_val=4, image_size=(128, 128), persons=(2, 4))
+    gt = _quiet_coco(out / "annotations" / "person_keypoints_train.json")
+    counts = [len(gt.getAnnIds(imgIds=i)) for i in gt.getImgIds()]
+    assert min(counts) >= 2 and max(counts) <= 4 and len(set(counts)) > 1
+
+    def overlap(a, b):
+        (ax, ay, aw, ah), (bx, by, bw, bh) = a["bbox"], b["bbox"]
+        return min(ax + aw, bx + bw) > max(ax, bx) and min(ay + ah, by + bh) > max(ay, by)
+
+    overlapping = [any(overlap(a, b) for a in anns for b in anns if a is not b)
+                   for anns in (gt.loadAnns(gt.getAnnIds(imgIds=i)) for i in gt.getImgIds())]
+    assert np.mean(overlapping) > 0.8
+    assert _gt_as_prediction_ap(gt, "keypoints") == pytest.approx(1.0)
+    assert json.loads((out / MANIFEST).read_text())["persons"] == [2, 4]
+    with pytest.raises(DataError, match="persons"):
+        synthesize("det", tmp_path / "x", persons=(2, 3))
+    with pytest.raises(DataError, match="persons"):
+        synthesize("pose", tmp_path / "y", persons=(3, 2))

@@ -31,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     synth.add_argument("--overwrite", action="store_true", help="replace an existing different dataset in DIR")
     synth.add_argument("--stuff-maps", action="store_true",
                        help="det only: also write COCO-Stuff-style label maps (stuffthingmaps/<split>/), for HTC")
+    synth.add_argument("--persons", nargs=2, type=int, metavar=("MIN", "MAX"),
+                       help="pose only: MIN to MAX overlapping figures in every image (multi-person, bottom-up)")
     synth.set_defaults(run=run_synth, prog=synth.prog)
     return parser
 
@@ -45,6 +47,7 @@ def run_synth(args: argparse.Namespace) -> int:
         image_size=tuple(args.image_size) if args.image_size else None,
         overwrite=args.overwrite,
         stuff_maps=args.stuff_maps,
+        persons=tuple(args.persons) if args.persons else None,
     )
     print(f"Synthetic {args.task} dataset in {out}")
     return 0

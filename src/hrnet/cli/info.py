@@ -36,12 +36,15 @@ ABLATION_ROWS = [
 
 
 def measure(name: str, input_size: tuple[int, int], **overrides: Any) -> dict[str, Any]:
-    """Complexity of a preset built on the meta device (no memory, no compute)."""
+    """Complexity of a preset built on the meta device (no memory, no compute), GFLOPs in the convention
+    of the preset's published figures (multiply-adds / 1024^3, or / 1e9 for HigherHRNet)."""
     with torch.device("meta"):
         model = build_model(name, **overrides)
     c = complexity(model, input_size)
+    giga = get_preset(name).giga
     return {"name": name, "overrides": overrides, "input": list(input_size), "params": c.params,
-            "params_m": round(c.params_m, 2), "gflops": round(c.gflops, 2)}
+            "params_m": round(c.params_m, 2), "gflops": round(c.macs / giga, 2),
+            "gflops_unit": "1e9" if giga == 1e9 else "1024^3"}
 
 
 def zoo_rows() -> list[dict[str, Any]]:
@@ -82,8 +85,9 @@ def _parse_option(text: str) -> tuple[str, Any]:
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("info", help="params and GFLOPs of a model (paper convention)",
                               description="Print parameters and GFLOPs (multiply-adds of conv and linear layers "
-                                          "/ 1024^3, the HRNet papers' convention) of a preset, or with --all the "
-                                          "model-zoo table beside the paper's figures.")
+                                          "/ 1024^3, the HRNet papers' convention; / 1e9 for HigherHRNet, as its "
+                                          "README) of a preset, or with --all the model-zoo table beside the "
+                                          "paper's figures.")
     p.add_argument("name", nargs="?", help="preset name (see --list), or a detector such as faster_rcnn_hrnetv2p_w18")
     p.add_argument("--input", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
     p.add_argument("--set", dest="options", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
@@ -134,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
         if "source" in row:
             paper = f"   (paper: {row['paper_params']}M / {row['paper_gflops']}, {row['source']})"
         opts = "".join(f" {k}={v}" for k, v in row["overrides"].items())
+        unit = " (multiply-adds / 1e9)" if row["gflops_unit"] == "1e9" else ""
         print(f"{row['name']}{opts} @ {row['input'][0]}x{row['input'][1]}: {row['params_m']:.2f}M params, "
-              f"{row['gflops']:.2f} GFLOPs{paper}")
+              f"{row['gflops']:.2f} GFLOPs{unit}{paper}")
     return 0
 
 

@@ -28,11 +28,13 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 BUILTIN_TASKS = ("pose", "segmentation", "detection", "classification")
+#: built-in tasks registered by another task's package (bottom-up pose lives with pose)
+TASK_PACKAGES = {"pose_bottomup": "pose"}
 
 
 def get_task_class(name: str) -> type[Task]:
-    if name not in TASKS and name in BUILTIN_TASKS:
-        _import_builtin_tasks([name])  # only the one asked for: the others' imports are slow
+    if name not in TASKS and (name in BUILTIN_TASKS or name in TASK_PACKAGES):
+        _import_builtin_tasks([TASK_PACKAGES.get(name, name)])  # only the one asked for: the others' imports are slow
     if name not in TASKS:
         _import_builtin_tasks(BUILTIN_TASKS)
     if name not in TASKS:

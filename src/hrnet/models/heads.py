@@ -41,14 +41,15 @@ def upsample_concat(xs: list[Tensor], align_corners: bool | None = False) -> Ten
 
 def init_official(model: nn.Module, scheme: Literal["normal", "kaiming"], conv_bias_zero: bool = False,
                   skip: tuple[str, ...] = ()) -> None:
-    """The official initialisation: N(0, 0.001) convs (pose, seg) or Kaiming fan-out (cls); BN = (1, 0).
+    """The official initialisation: N(0, 0.001) convs and transposed convs (pose, seg) or Kaiming fan-out
+    (cls); BN = (1, 0).
 
     Modules whose name contains one of ``skip`` keep PyTorch's default (the OCR heads do).
     """
     for name, m in model.named_modules():
         if any(s in name for s in skip):
             continue
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             if scheme == "normal":
                 nn.init.normal_(m.weight, std=0.001)
             else:

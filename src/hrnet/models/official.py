@@ -1,9 +1,9 @@
 """Build a model from an official HRNet experiment config: the migration path from the official repos.
 
-``from_official`` reads the ``MODEL`` section of an official YAML (pose, seg, seg-OCR and cls
+``from_official`` reads the ``MODEL`` section of an official YAML (pose, HigherHRNet, seg, seg-OCR and cls
 repositories) and builds the same network with the same state-dict layout, so official checkpoints
 load with ``strict=True`` and give the same outputs. Per repository it follows the official code:
-pose hard-codes stage 1 (4 Bottlenecks of 64) and keeps only the high-resolution output of the last
+pose and HigherHRNet hard-code stage 1 (4 Bottlenecks of 64) and keeps only the high-resolution output of the last
 module; pose and cls fuse with nearest upsampling; seg and seg-OCR with bilinear resizing to the exact
 target size, ``ALIGN_CORNERS`` defaulting to True as in the HRNet-OCR branch's ``default.py``.
 """
@@ -20,11 +20,13 @@ from torch import nn
 from ..errors import ConfigError, did_you_mean
 from ..io import read_structured
 from .heads import ClsHRNet, PoseHRNet, SegHRNet, SegHRNetOCR
+from .higherhrnet import PoseHigherHRNet
 from .hrnet import BackboneConfig, StageConfig
 
 __all__ = ["from_official", "official_backbone_config"]
 
-OFFICIAL_NAMES = {"pose_hrnet": "pose", "seg_hrnet": "seg", "seg_hrnet_ocr": "seg_ocr", "cls_hrnet": "cls"}
+OFFICIAL_NAMES = {"pose_hrnet": "pose", "pose_higher_hrnet": "pose_higher", "seg_hrnet": "seg",
+                  "seg_hrnet_ocr": "seg_ocr", "cls_hrnet": "cls"}
 POSE_STAGE1 = StageConfig(1, 1, (4,), (64,), "BOTTLENECK")
 
 
@@ -70,7 +72,7 @@ def official_backbone_config(cfg: str | os.PathLike | Mapping[str, Any], **optio
     model, _, origin = _load_cfg(cfg)
     family = _family(model, origin)
     extra = model.get("EXTRA") or {}
-    stage1 = POSE_STAGE1 if family == "pose" else _stage(extra, "STAGE1", origin)
+    stage1 = POSE_STAGE1 if family in ("pose", "pose_higher") else _stage(extra, "STAGE1", origin)
     stages = tuple(_stage(extra, f"STAGE{k}", origin) for k in (2, 3, 4))
     defaults: dict[str, Any] = {"upsample": "nearest", "align_corners": False}
     if family in ("seg", "seg_ocr"):
@@ -86,6 +88,31 @@ def _family(model: Mapping, origin: str) -> str:
     return OFFICIAL_NAMES[name]
 
 
+def _higher_head(model: Mapping, whole: Mapping, origin: str) -> dict[str, Any]:
+    """HigherHRNet's head arguments from ``MODEL`` (joints, tags, ``EXTRA.DECONV``) and ``LOSS.WITH_AE_LOSS``
+    (which outputs carry tag maps; the official default when absent: the first only)."""
+    extra = model.get("EXTRA") or {}
+    deconv = extra.get("DECONV")
+    if not isinstance(deconv, Mapping):
+        raise ConfigError(f"{origin}: MODEL.EXTRA.DECONV is missing (HigherHRNet's deconvolution modules)")
+    try:
+        n = int(deconv["NUM_DECONVS"])
+        head: dict[str, Any] = {
+            "num_joints": int(model.get("NUM_JOINTS", 17)),
+            "tag_per_joint": bool(model.get("TAG_PER_JOINT", True)),
+            "deconv_channels": [int(c) for c in deconv["NUM_CHANNELS"][:n]],
+            "deconv_kernels": [int(k) for k in deconv["KERNEL_SIZE"][:n]],
+            "num_basic_blocks": int(deconv["NUM_BASIC_BLOCKS"]),
+            "cat_output": [bool(c) for c in deconv["CAT_OUTPUT"][:n]],
+            "final_conv_kernel": int(extra.get("FINAL_CONV_KERNEL", 1)),
+        }
+    except KeyError as e:
+        raise ConfigError(f"{origin}: MODEL.EXTRA.DECONV.{e.args[0]} is missing") from e
+    with_ae = (whole.get("LOSS") or {}).get("WITH_AE_LOSS")
+    head["with_ae"] = [True] + [False] * n if with_ae is None else [bool(a) for a in with_ae][: n + 1]
+    return head
+
+
 BACKBONE_OPTIONS = ("upsample", "align_corners", "bn_momentum", "fusion", "downsample", "fuse_method", "in_channels")
 
 
@@ -93,9 +120,11 @@ def from_official(cfg: str | os.PathLike | Mapping[str, Any], checkpoint: str | 
                   **overrides: Any) -> nn.Module:
     """Build the model of an official experiment config, optionally loading an official checkpoint.
 
-    ``cfg`` is the path of an official YAML (e.g. ``experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml``)
-    or a dict holding its ``MODEL`` section (or the whole config). The number of outputs comes from
-    ``MODEL.NUM_JOINTS`` (pose) or ``DATASET.NUM_CLASSES`` / ``MODEL.NUM_CLASSES`` (seg, cls).
+    ``cfg`` is the path of an official YAML (e.g. ``experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml``,
+    or HigherHRNet's ``experiments/coco/higher_hrnet/w32_512_adam_lr1e-3.yaml``) or a dict holding its
+    ``MODEL`` section (or the whole config). The number of outputs comes from ``MODEL.NUM_JOINTS`` (pose,
+    HigherHRNet, whose tag maps follow ``MODEL.TAG_PER_JOINT`` and ``LOSS.WITH_AE_LOSS``) or
+    ``DATASET.NUM_CLASSES`` / ``MODEL.NUM_CLASSES`` (seg, cls).
     ``overrides`` reach the model builder: backbone options (``align_corners``, ``bn_momentum``, ...) and
     head arguments (``num_classes``, cls ``head_channels`` / ``final_channels``, OCR channels, ...).
     ``checkpoint`` is loaded strictly with :func:`hrnet.load_weights`.
@@ -111,6 +140,9 @@ def from_official(cfg: str | os.PathLike | Mapping[str, Any], checkpoint: str | 
         head = {"num_joints": int(model_cfg.get("NUM_JOINTS", 17)),
                 "final_conv_kernel": int(extra.get("FINAL_CONV_KERNEL", 1))}
         cls: type[nn.Module] = PoseHRNet
+    elif family == "pose_higher":
+        head = _higher_head(model_cfg, whole, origin)
+        cls = PoseHigherHRNet
     elif family == "seg":
         head = {"num_classes": int(num_classes or 19), "final_conv_kernel": int(extra.get("FINAL_CONV_KERNEL", 1))}
         cls = SegHRNet
@@ -125,7 +157,7 @@ def from_official(cfg: str | os.PathLike | Mapping[str, Any], checkpoint: str | 
     head.update(overrides)
     try:
         model = cls(backbone, **head)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"{origin}: cannot build {model_cfg['NAME']} with overrides {overrides}: {e}") from e
     if checkpoint is not None:
         from .weights import load_weights

@@ -1,6 +1,6 @@
 """Named presets: ``list_models()`` and ``build_model(name, **overrides)``.
 
-A preset is a task family (pose, seg, seg_ocr, cls, hrnetv2p, hrnetv2), a backbone (width C or a W18-small
+A preset is a task family (pose, pose_higher, seg, seg_ocr, cls, hrnetv2p, hrnetv2), a backbone (width C or a W18-small
 variant), head defaults, the paper's figures, and -- as timm's pretrained configs -- the preprocessing its
 weights expect: input size, mean and std, and the names of its head modules. A built model carries them
 as ``model.pretrained_cfg`` (:meth:`Preset.pretrained_cfg`).
@@ -21,6 +21,7 @@ from torch import nn
 from ..errors import ConfigError, did_you_mean
 from ..media import IMAGENET_MEAN, IMAGENET_STD
 from .heads import ClsHRNet, HRNetV2, HRNetV2p, PoseHRNet, SegHRNet, SegHRNetOCR
+from .higherhrnet import PoseHigherHRNet
 from .hrnet import BackboneConfig, backbone_config
 
 __all__ = ["Preset", "PaperFigure", "PRESETS", "list_models", "build_model", "get_preset", "register_preset",
@@ -28,7 +29,7 @@ __all__ = ["Preset", "PaperFigure", "PRESETS", "list_models", "build_model", "ge
 
 FAMILIES: dict[str, type[nn.Module]] = {
     "pose": PoseHRNet, "seg": SegHRNet, "seg_ocr": SegHRNetOCR, "cls": ClsHRNet, "hrnetv2p": HRNetV2p,
-    "hrnetv2": HRNetV2,
+    "hrnetv2": HRNetV2, "pose_higher": PoseHigherHRNet,
 }
 # Fusion upsampling of the official code of each family (pose/cls: nearest; seg: bilinear to size).
 FAMILY_BACKBONE = {
@@ -38,6 +39,7 @@ FAMILY_BACKBONE = {
     "seg_ocr": {"upsample": "bilinear", "align_corners": True},
     "hrnetv2p": {"upsample": "nearest"},
     "hrnetv2": {"upsample": "bilinear", "align_corners": False},
+    "pose_higher": {"upsample": "nearest"},
 }
 BACKBONE_KEYS = ("width", "small", "blocks", "modules", "stage1_blocks", "resolution", "fusion", "downsample",
                  "fuse_method", "upsample", "align_corners", "bn_momentum", "frozen_bn", "in_channels",
@@ -52,6 +54,8 @@ class PaperFigure:
     params: str
     gflops: str
     source: str = ""
+    #: multiply-adds per printed GFLOP: 1024**3 in the HRNet papers, 1e9 in the HigherHRNet README
+    giga: float = 1024**3
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,11 @@ class Preset:
     builder: Callable[..., nn.Module] | None = None
 
     @property
+    def giga(self) -> float:
+        """Multiply-adds per GFLOP in the convention of the preset's published figures."""
+        return self.paper[0].giga if self.paper else 1024**3
+
+    @property
     def head_modules(self) -> tuple[str, ...]:
         """The top-level modules of the preset's head (timm's ``classifier``)."""
         return FAMILIES[self.family].head_modules if self.family in FAMILIES else ()
@@ -85,6 +94,12 @@ class Preset:
 def _pose(width: int, paper: tuple[PaperFigure, ...]) -> Preset:
     return Preset(f"pose_hrnet_w{width}", "pose", width, (256, 192), paper=paper,
                   description=f"HRNetV1-W{width} top-down pose, COCO 17 keypoints")
+
+
+def _higher(width: int, size: int, paper: tuple[PaperFigure, ...], suffix: str = "") -> Preset:
+    return Preset(f"pose_higherhrnet_w{width}{suffix}", "pose_higher", width, (size, size), paper=paper,
+                  description=f"HigherHRNet-W{width} bottom-up pose (associative embedding), COCO 17 keypoints, "
+                              f"trained at {size}x{size}")
 
 
 def _seg(suffix: str, width: int, small: str | None = None, paper: tuple[PaperFigure, ...] = ()) -> Preset:
@@ -109,9 +124,15 @@ def _representation(width: int) -> Preset:
 
 
 T1 = "paper Table 1"
+HIGHER = "HigherHRNet README"
+HIGHER_W32 = (PaperFigure((512, 512), "28.6", "47.9", HIGHER, 1e9),
+              PaperFigure((640, 640), "28.6", "74.8", HIGHER, 1e9))
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     _pose(32, (PaperFigure((256, 192), "28.5", "7.1", T1), PaperFigure((384, 288), "28.5", "16.0", T1))),
     _pose(48, (PaperFigure((256, 192), "63.6", "14.6", T1), PaperFigure((384, 288), "63.6", "32.9", T1))),
+    _higher(32, 512, HIGHER_W32),
+    _higher(32, 640, HIGHER_W32[1:], suffix="_640"),
+    _higher(48, 640, (PaperFigure((640, 640), "63.8", "154.3", HIGHER, 1e9),)),
     _seg("w18_small_v1", 16, "v1", (PaperFigure((1024, 2048), "1.5", "31.1", "seg README"),)),
     _seg("w18_small_v2", 18, "v2", (PaperFigure((1024, 2048), "3.9", "71.6", "seg README"),)),
     _seg("w18", 18),

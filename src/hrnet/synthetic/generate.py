@@ -73,6 +73,7 @@ def synthesize(
     image_size: tuple[int, int] | None = None,
     overwrite: bool = False,
     stuff_maps: bool = False,
+    persons: tuple[int, int] | None = None,
 ) -> Path:
     """Write a synthetic ``task`` dataset (pose | seg | det | cls, or their long names) to ``out``.
 
@@ -80,6 +81,8 @@ def synthesize(
     images are spread evenly over the classes. If ``out`` already holds a dataset made with the same
     arguments it is returned untouched; any other existing ``out`` (but an empty folder) is an error
     unless ``overwrite``. ``stuff_maps`` (``det`` only) adds the label maps of the objects and background.
+    ``persons`` (``pose`` only; min, max) makes every image a crowd of that many overlapping figures, for
+    bottom-up (multi-person) pose.
     Returns ``out``.
     """
     key = TASK_ALIASES.get(task)
@@ -100,6 +103,13 @@ def synthesize(
         if key != "det":
             raise DataError(f"stuff maps are a detection-set option (--task det), not one of {key!r}")
         manifest["stuff_maps"] = True
+    if persons is not None:
+        if key != "pose":
+            raise DataError(f"persons is a pose-set option (--task pose), not one of {key!r}")
+        low, high = (int(v) for v in persons)
+        if not 1 <= low <= high:
+            raise DataError(f"persons must be (min, max) with 1 <= min <= max, got {list(persons)}")
+        manifest["persons"] = [low, high]
     _check_arguments(manifest)
     out = Path(out)
     if out.exists():
@@ -110,7 +120,8 @@ def synthesize(
                 f"{out} already exists and is not a synthetic {key} dataset made with these "
                 "arguments; choose another folder or pass overwrite=True (--overwrite)."
             )
-    writer = {"pose": _write_pose, "seg": _write_seg, "det": functools.partial(_write_det, stuff_maps=stuff_maps),
+    writer = {"pose": functools.partial(_write_pose, persons=tuple(manifest["persons"]) if persons else None),
+              "seg": _write_seg, "det": functools.partial(_write_det, stuff_maps=stuff_maps),
               "cls": _write_cls}[key]
     with _atomic_directory(out) as tmp:
         size = tuple(manifest["image_size"])
@@ -210,19 +221,26 @@ def mask_to_coco(mask: np.ndarray) -> dict | None:
 # ----------------------------------------------------------------------------------------------- pose
 
 
-def pose_sample(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, list[dict]]:
+def pose_sample(rng: np.random.Generator, size: tuple[int, int], persons: tuple[int, int] | None = None
+                ) -> tuple[np.ndarray, list[dict]]:
     """One pose image (RGB) and its person annotations (``keypoints``, ``num_keypoints``, mask fields).
 
     One to three figures, the tallest 60-90 % of the image height; smaller figures are drawn first
     (further away) and may be hidden by nearer ones; occluder shapes may cover keypoints (v=1) and
     figures near the border may lose keypoints outside the image (v=0, stored as 0, 0, 0).
+    With ``persons`` (min, max) a crowd instead: that many figures of 45-85 % of the image height,
+    spaced closer than their width so that neighbours overlap (:func:`_crowd_layout`).
     """
     h, w = size
     image = background(rng, h, w)
     _scatter_clutter(rng, image)
-    count = int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
-    heights = [rng.uniform(0.6, 0.9) * h] + [rng.uniform(0.35, 0.85) * h for _ in range(count - 1)]
-    slots = rng.permutation((np.arange(count) + rng.uniform(0.3, 0.7, size=count)) / count * w)
+    if persons is None:
+        count = int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
+        heights = [rng.uniform(0.6, 0.9) * h] + [rng.uniform(0.35, 0.85) * h for _ in range(count - 1)]
+        slots = rng.permutation((np.arange(count) + rng.uniform(0.3, 0.7, size=count)) / count * w)
+    else:
+        count = int(rng.integers(persons[0], persons[1] + 1))
+        heights, slots = _crowd_layout(rng, count, h, w)
     figures = []
     for height, x in zip(heights, slots, strict=True):
         feet = rng.uniform(min(height + 0.02 * h, h - 2.0), h - 2.0)
@@ -244,6 +262,17 @@ def pose_sample(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nda
             continue
         people.append({"keypoints": keypoints.reshape(-1).tolist(), "num_keypoints": num_keypoints, **region})
     return finish(rng, image), people
+
+
+def _crowd_layout(rng: np.random.Generator, count: int, h: int, w: int) -> tuple[list[float], np.ndarray]:
+    """Heights (45-85 % of ``h``) and hip x positions of a row of ``count`` figures, neighbours 0.15-0.35 of
+    their height apart (a figure is about 0.3 of its height wide with arms down, so they overlap), the
+    row centred at a random place and shuffled in depth."""
+    heights = [float(rng.uniform(0.45, 0.85) * h) for _ in range(count)]
+    gaps = rng.uniform(0.15, 0.35, size=max(count - 1, 0)) * np.mean(heights)
+    xs = np.concatenate(([0.0], np.cumsum(gaps)))
+    centre = rng.uniform(0.35, 0.65) * w
+    return heights, rng.permutation(xs - xs.mean() + centre)
 
 
 def _keypoint_triplets(points: np.ndarray, owner: np.ndarray, owner_id: int, hidden: tuple[int, ...]) -> np.ndarray:
@@ -314,8 +343,10 @@ def _write_coco_images(
     return images, annotations
 
 
-def _write_pose(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int]) -> None:
-    images, annotations = _write_coco_images(root, split, rngs, size, pose_sample, category_id=1)
+def _write_pose(root: Path, split: str, rngs: Iterator[np.random.Generator], size: tuple[int, int],
+                persons: tuple[int, int] | None = None) -> None:
+    sample = functools.partial(pose_sample, persons=persons)
+    images, annotations = _write_coco_images(root, split, rngs, size, sample, category_id=1)
     category = {
         "id": 1,
         "name": "person",

@@ -228,15 +228,20 @@ def _visibility(joints_vis: np.ndarray) -> np.ndarray:
     return vis[:, 0] if vis.ndim == 2 else vis
 
 
-def _paste_window(heatmap: np.ndarray, patch: np.ndarray, ul: Sequence[int], br: Sequence[int]) -> None:
+def _paste_window(heatmap: np.ndarray, patch: np.ndarray, ul: Sequence[int], br: Sequence[int],
+                  keep_max: bool = False) -> None:
     """Write the part of ``patch`` (covering ``ul``..``br``, exclusive, in heatmap pixels) that lies inside
-    ``heatmap``, in place: the official target generation's clipped paste."""
+    ``heatmap``, in place: the official target generation's clipped paste (``keep_max``: the element-wise
+    maximum with what is there, as the bottom-up targets of overlapping people)."""
     hh, hw = heatmap.shape
     gx = max(0, -ul[0]), min(br[0], hw) - ul[0]
     gy = max(0, -ul[1]), min(br[1], hh) - ul[1]
     ix = max(0, ul[0]), min(br[0], hw)
     iy = max(0, ul[1]), min(br[1], hh)
-    heatmap[iy[0] : iy[1], ix[0] : ix[1]] = patch[gy[0] : gy[1], gx[0] : gx[1]]
+    window = patch[gy[0] : gy[1], gx[0] : gx[1]]
+    if keep_max:
+        window = np.maximum(heatmap[iy[0] : iy[1], ix[0] : ix[1]], window)
+    heatmap[iy[0] : iy[1], ix[0] : ix[1]] = window
 
 
 class HeatmapCodec(ABC):

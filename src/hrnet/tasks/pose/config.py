@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from ...engine.config import EvalConfig, StrictModel
 from .transforms import AugmentConfig
 
-__all__ = ["CodecConfig", "AugmentSection", "PoseDataConfig", "PoseEvalConfig", "PoseLossConfig"]
+__all__ = ["CodecConfig", "AugmentSection", "KeypointFiles", "PoseDataConfig", "PoseEvalConfig", "PoseLossConfig"]
 
 _DEFAULT_PATHS = {
     "coco": {
@@ -76,17 +76,23 @@ class AugmentSection(StrictModel):
         return AugmentConfig(**self.model_dump())
 
 
-class PoseDataConfig(StrictModel):
-    """The ``data:`` section of a pose config. Relative paths are taken from ``root``."""
+class KeypointFiles(StrictModel):
+    """Where a keypoint set lives: the fields the top-down and bottom-up ``data:`` sections share."""
 
-    format: Literal["coco", "mpii"] = "coco"
     root: Path
-    #: keypoint set: 'coco', 'mpii' or a meta file (YAML/JSON); None: the format's own
+    #: keypoint set: a built-in name ('coco', 'mpii', 'crowdpose') or a meta file (YAML/JSON); None: the
+    #: format's own
     meta: str | None = None
     train_ann: str | None = None
     train_images: str | None = None
     val_ann: str | None = None
     val_images: str | None = None
+
+
+class PoseDataConfig(KeypointFiles):
+    """The ``data:`` section of a pose config. Relative paths are taken from ``root``."""
+
+    format: Literal["coco", "mpii"] = "coco"
     #: COCO validation boxes: 'detections' (detection_file, the paper's protocol) or 'gt'
     val_boxes: Literal["detections", "gt"] = "detections"
     detection_file: str | None = None

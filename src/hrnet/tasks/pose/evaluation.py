@@ -42,6 +42,9 @@ __all__ = [
     "coco_keypoint_results",
     "write_results",
     "evaluate_coco_keypoints",
+    "CROWDPOSE_STAT_NAMES",
+    "crowd_index_split",
+    "evaluate_crowdpose_keypoints",
     "format_coco_stats",
     "MPII_SC_BIAS",
     "mpii_pckh",
@@ -98,20 +101,21 @@ def evaluate_coco_keypoints(
     results: list[dict[str, Any]] | str | os.PathLike,
     sigmas: Sequence[float] | None = None,
     verbose: bool = True,
-) -> dict[str, float]:
+    keep: bool = False,
+) -> dict[str, Any]:
     """pycocotools keypoint evaluation (``iouType='keypoints'``, ``useSegm=None`` as upstream).
 
     ``coco_gt`` is a ``COCO`` object or an annotation file; ``results`` a list of result records or a results
     JSON file. ``sigmas`` sets ``params.kpt_oks_sigmas`` (needed for non-COCO keypoint sets). Results for no
     instance at all give all-zero metrics instead of a pycocotools crash. With ``verbose`` pycocotools'
-    ten-line summary is printed.
+    ten-line summary is printed. ``keep`` adds the ``COCOeval`` object under ``_eval`` (None without results).
     """
     gt = coco_gt if isinstance(coco_gt, COCO) else _load_coco(coco_gt)
     if not isinstance(results, list):
         results = json.loads(Path(results).read_text())
     if not results:
         logger.warning("no keypoint results to evaluate: all metrics are 0")
-        return dict.fromkeys(COCO_STAT_NAMES, 0.0)
+        return {**dict.fromkeys(COCO_STAT_NAMES, 0.0), **({"_eval": None} if keep else {})}
     known = set(gt.getImgIds())
     unknown = sorted({r["image_id"] for r in results} - known)
     if unknown:
@@ -129,7 +133,59 @@ def evaluate_coco_keypoints(
         coco_eval.summarize()
     if verbose:
         print("\n".join(line for line in out.getvalue().splitlines() if line.lstrip().startswith("Average")))
-    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, coco_eval.stats, strict=True)}
+    stats: dict[str, Any] = {name: float(v) for name, v in zip(COCO_STAT_NAMES, coco_eval.stats, strict=True)}
+    return {**stats, "_eval": coco_eval} if keep else stats
+
+
+#: names of the CrowdPose numbers, in the order of its evaluation's summary
+CROWDPOSE_STAT_NAMES = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
+#: crowd-index bounds of CrowdPose's easy (< 0.2), medium (< 0.8) and hard splits, as its evaluation code
+CROWD_INDEX_BOUNDS = (0.2, 0.8)
+
+
+def crowd_index_split(images: Sequence[dict[str, Any]], bounds: tuple[float, float] = CROWD_INDEX_BOUNDS
+                      ) -> tuple[list[int], list[int], list[int]]:
+    """Image ids of the easy, medium and hard splits by each image entry's ``crowdIndex``."""
+    split: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for img in images:
+        if "crowdIndex" not in img:
+            raise DataError(f"image {img.get('id')} has no 'crowdIndex': not a CrowdPose annotation file")
+        split[0 if img["crowdIndex"] < bounds[0] else 1 if img["crowdIndex"] < bounds[1] else 2].append(img["id"])
+    return split
+
+
+def evaluate_crowdpose_keypoints(
+    coco_gt: COCO | str | os.PathLike,
+    results: list[dict[str, Any]] | str | os.PathLike,
+    sigmas: Sequence[float],
+    verbose: bool = True,
+) -> dict[str, float]:
+    """CrowdPose keypoint evaluation: :data:`CROWDPOSE_STAT_NAMES` (AP and AR at OKS 0.5:0.95, 0.5, 0.75 with
+    20 detections per image, then AP on the easy, medium and hard images of :func:`crowd_index_split`).
+
+    As CrowdPose's evaluation, a ground truth without ``area`` counts 0.53 of its box as its area, and a
+    split's AP is the mean precision over all OKS thresholds and recall points.
+    """
+    gt = coco_gt if isinstance(coco_gt, COCO) else _load_coco(coco_gt)
+    for ann in gt.dataset["annotations"]:
+        if "area" not in ann:
+            ann["area"] = float(ann["bbox"][2] * ann["bbox"][3] * 0.53)
+    stats = evaluate_coco_keypoints(gt, results, sigmas, verbose=False, keep=True)
+    coco_eval = stats.pop("_eval")
+    if coco_eval is None:
+        return dict.fromkeys(CROWDPOSE_STAT_NAMES, 0.0)
+    out = {name: stats[name] for name in ("AP", "AP50", "AP75", "AR", "AR50", "AR75")}
+    for name, ids in zip(("AP_easy", "AP_medium", "AP_hard"), crowd_index_split(gt.dataset["images"]), strict=True):
+        coco_eval.params.imgIds = ids
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_eval.evaluate()
+            coco_eval.accumulate()
+        precision = coco_eval.eval["precision"][:, :, :, 0, -1]
+        valid = precision[precision > -1]
+        out[name] = float(valid.mean()) if ids and valid.size else -1.0
+    if verbose:
+        print(format_coco_stats(out))
+    return out
 
 
 def _load_coco(path: str | os.PathLike) -> COCO:

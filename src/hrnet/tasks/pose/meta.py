@@ -12,7 +12,8 @@ point at the wrong index)::
     joint_weights: [1.0, 1.0, 1.0, 1.5]        # optional, default 1
     upper_body: [nose, left_eye, right_eye]    # optional, enables half-body augmentation
 
-COCO's own meta (:data:`COCO_META`) is the built-in default; :data:`MPII_META` describes MPII's 16 joints.
+COCO's own meta (:data:`COCO_META`) is the built-in default; :data:`MPII_META` describes MPII's 16 joints and
+:data:`CROWDPOSE_META` CrowdPose's 14.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import yaml
 
 from ...errors import ConfigError, did_you_mean
 
-__all__ = ["KeypointMeta", "COCO_META", "MPII_META", "load_meta", "resolve_meta"]
+__all__ = ["KeypointMeta", "COCO_META", "MPII_META", "CROWDPOSE_META", "load_meta", "resolve_meta"]
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,20 @@ MPII_META = KeypointMeta(
     upper_body_ids=(7, 8, 9, 10, 11, 12, 13, 14, 15),
 )
 
-BUILTIN_METAS = {"coco": COCO_META, "mpii": MPII_META}
+#: CrowdPose's 14 joints in its annotation order (12 limb joints as COCO's, then head top and neck), its
+#: flip pairs (official HigherHRNet ``FLIP_CONFIG['CROWDPOSE']``) and OKS sigmas (CrowdPose evaluation:
+#: COCO's limb sigmas, 0.079 for head and neck); upper body = shoulders, elbows, wrists, head, neck.
+CROWDPOSE_META = KeypointMeta(
+    name="crowdpose",
+    keypoints=_COCO_NAMES[5:] + ("head_top", "neck"),
+    flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
+    sigmas=(0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079),
+    skeleton=((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (0, 6), (1, 7), (6, 7), (6, 8), (8, 10),
+              (7, 9), (9, 11)),
+    upper_body_ids=(0, 1, 2, 3, 4, 5, 12, 13),
+)
+
+BUILTIN_METAS = {"coco": COCO_META, "mpii": MPII_META, "crowdpose": CROWDPOSE_META}
 
 
 def load_meta(path: str | Path) -> KeypointMeta:
@@ -276,7 +290,8 @@ def load_meta(path: str | Path) -> KeypointMeta:
 
 
 def resolve_meta(meta: str | Path | None) -> KeypointMeta:
-    """``None``/``'coco'`` -> COCO, ``'mpii'`` -> MPII, anything else is read as a meta file."""
+    """``None``/``'coco'`` -> COCO, ``'mpii'`` -> MPII, ``'crowdpose'`` -> CrowdPose, anything else is read as
+    a meta file."""
     if meta is None:
         return COCO_META
     if str(meta) in BUILTIN_METAS:

@@ -58,16 +58,6 @@ class PoseTask(Task):
 
     # ------------------------------------------------------------------------------------------ building
 
-    def _model_overrides(self) -> dict[str, Any]:
-        overrides = dict(self.cfg.model.overrides)
-        joints = overrides.setdefault("num_joints", self.meta.num_keypoints)
-        if joints != self.meta.num_keypoints:
-            raise ConfigError(
-                f"model.overrides.num_joints={joints} but the keypoint meta {self.meta.name!r} has "
-                f"{self.meta.num_keypoints} keypoints"
-            )
-        return overrides
-
     def _build_codec(self) -> HeatmapCodec:
         with torch.device("meta"):  # the model states its geometry; built without memory or weights
             model = self.build_model()
@@ -100,7 +90,7 @@ class PoseTask(Task):
     def build_model(self) -> nn.Module:
         from ...models import build_model
 
-        return build_model(self.cfg.model.name, **self._model_overrides())
+        return build_model(self.cfg.model.name, **model_overrides(self.cfg, self.meta))
 
     def build_dataset(self, split: str) -> TopDownDataset:
         if split not in ("train", "val"):
@@ -267,6 +257,18 @@ class PoseTask(Task):
         return [out_dir / "predictions.json", *written]
 
 
+def model_overrides(cfg: Any, meta: KeypointMeta) -> dict[str, Any]:
+    """``cfg.model.overrides`` with ``num_joints`` from the keypoint meta (a different one is an error)."""
+    overrides = dict(cfg.model.overrides)
+    joints = overrides.setdefault("num_joints", meta.num_keypoints)
+    if joints != meta.num_keypoints:
+        raise ConfigError(
+            f"model.overrides.num_joints={joints} but the keypoint meta {meta.name!r} has "
+            f"{meta.num_keypoints} keypoints"
+        )
+    return overrides
+
+
 def _unwrap(dataset: Dataset) -> Any:
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
@@ -314,3 +316,6 @@ def _records(instances: list[dict[str, Any]], image: str, image_id: int | str, c
         }
         for x in instances
     ]
+
+
+from . import bottomup_task  # noqa: E402,F401  (registers pose_bottomup, which reuses this module's helpers)
