@@ -304,3 +304,27 @@ def test_detection_masks_are_run_length_encoded_and_drawn():
     assert mask.shape == (40, 60) and mask.sum() == 8 * 20 and mask[12:20, 10:30].all()
     drawn = result.draw(np.zeros((40, 60, 3), np.uint8))
     assert drawn[16, 20].any() and not drawn[30:, 40:].any()  # the mask is filled, far pixels untouched
+
+
+def test_pose_video_with_a_detector_is_tracked(tiny, tmp_path):
+    """With a person detector, a video goes through the pose video pipeline: each person gets a track id
+    (their stability is the tracker's tests', on poses that know the truth); the video options are checked."""
+    config, weights, _ = tiny("pose")
+    calls = []
+
+    def detector(frame):
+        calls.append(frame.shape)
+        return np.array([[4.0, 6, 30, 40], [34, 8, 26, 36]]), np.array([0.9, 0.8])
+
+    video = make_video(tmp_path / "clip.mp4", frames=4)
+    results = list(Inferencer(config, weights=weights, detector=detector, detect_every=2)(video))
+    assert len(results) == 4 and len(calls) >= 2  # frames 0 and 2 at least (more when poses carry no box)
+    ids = [r.track_ids.tolist() for r in results]
+    assert all(len(set(frame_ids)) == 2 and all(isinstance(i, int) for i in frame_ids) for frame_ids in ids)
+    assert [inst["track_id"] for inst in results[0].to_json()["instances"]] == ids[0]
+    untracked = list(Inferencer(config, weights=weights, detector=detector, track=False)(video))
+    assert all(r.track_ids is None for r in untracked)
+    with pytest.raises(ConfigError, match="detect_every must be at least 1"):
+        list(Inferencer(config, weights=weights, detector=detector, detect_every=0)(video))
+    with pytest.raises(ConfigError, match="needs track=true"):
+        list(Inferencer(config, weights=weights, detector=detector, track=False, smooth=True)(video))

@@ -54,8 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=[],
         metavar="KEY=VALUE",
         help="prediction option, e.g. --option boxes=dets.json (repeatable): pose boxes, box_thre, kpt_thre, "
-        "show_scores; segmentation alpha; detection score_threshold; classification topk, classes; any task overlays "
-        "(true), max_frames, batch_size",
+        "show_scores, and for videos with --detector detect_every, track, smooth; segmentation alpha; "
+        "detection score_threshold; classification topk, classes; any task overlays (true), max_frames, "
+        "batch_size",
     )
     add_path_arguments(parser)
     detector = parser.add_argument_group("person detector (pose configs)")

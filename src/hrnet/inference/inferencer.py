@@ -29,7 +29,7 @@ from ..engine.catalog import find_config, list_configs
 from ..engine.config import ExperimentConfig, load_config, read_yaml_tree
 from ..engine.inference import prepare_model
 from ..errors import ConfigError, DataError, did_you_mean
-from ..media import VIDEO_SUFFIXES, expand_inputs, is_image_file, read_image
+from ..media import VIDEO_SUFFIXES, expand_inputs, is_image_file, read_image, video_fps
 from ..models.registry import list_models
 from ..tasks.detection.inference import detect
 from ..tasks.pose.inference import Detector, boxes_for_image, load_boxes
@@ -45,7 +45,8 @@ Input = np.ndarray | str | os.PathLike | int | Sequence[Any]
 
 #: each task's prediction options and their defaults
 OPTIONS: dict[str, dict[str, Any]] = {
-    "pose": {"boxes": None, "box_thre": 0.0, "kpt_thre": 0.2, "show_scores": False},
+    "pose": {"boxes": None, "box_thre": 0.0, "kpt_thre": 0.2, "show_scores": False, "detect_every": 1,
+             "track": True, "smooth": False},
     "segmentation": {"alpha": 0.5},
     "detection": {"score_threshold": 0.5},
     "classification": {"topk": 5, "classes": None},
@@ -96,8 +97,10 @@ class Inferencer:
     ``detector_threshold``, the best ``detector_max_persons``; or any callable ``image -> (xywh boxes,
     scores)``. With neither, the whole image is one person. int8 paths calibrate on
     ``calibration_images`` train-split images of the config. Task options (``OPTIONS``): pose ``boxes``,
-    ``box_thre``, ``kpt_thre``, ``show_scores`` (drawing); segmentation ``alpha``; detection
-    ``score_threshold``; classification ``topk``, ``classes``.
+    ``box_thre``, ``kpt_thre``, ``show_scores`` (drawing), and for videos with a detector ``detect_every``
+    (1: every frame; in between the poses carry the boxes), ``track`` (true: ids stable across frames),
+    ``smooth`` (One-Euro keypoint smoothing); segmentation ``alpha``; detection ``score_threshold``;
+    classification ``topk``, ``classes``.
     """
 
     def __init__(self, config_or_preset: str | os.PathLike | ExperimentConfig, weights: str | os.PathLike | None = None,
@@ -202,6 +205,8 @@ class Inferencer:
         """``predict(frames) -> results`` for the consecutive frames of one video, numbered from 0 and named
         after ``source``: what holds a video's state from frame to frame (one per video)."""
         label, count = frames_label(source), itertools.count()
+        if self.task.name == "pose" and self.detector is not None:
+            return self._pose_video(source, label)
 
         def predict(frames: list[np.ndarray]) -> list[Result]:
             numbers = [next(count) for _ in frames]
@@ -252,6 +257,33 @@ class Inferencer:
             return None, None
         keep = np.asarray(scores).reshape(-1) >= float(self.options["box_thre"])
         return np.asarray(boxes).reshape(-1, 4)[keep], np.asarray(scores).reshape(-1)[keep]
+
+    def _pose_video(self, source: str | os.PathLike | int, label: str) -> Callable[[list[np.ndarray]], list[Result]]:
+        """Persons of a video found by the detector every ``detect_every`` frames (carried by their poses in
+        between), tracked (``track``: ids stable across frames) and smoothed (``smooth``: One-Euro)."""
+        from .pose_video import PoseVideoPipeline
+        from .smoothing import KeypointSmoother
+        from .tracking import Tracker
+
+        o = self.options
+        if int(o["detect_every"]) < 1:
+            raise ConfigError(f"detect_every must be at least 1, got {o['detect_every']}")
+        if o["smooth"] and not o["track"]:
+            raise ConfigError("smooth=true follows each person by its track id: it needs track=true")
+        index = webcam_index(source)
+        smoother = KeypointSmoother(video_fps(index if index is not None else source)) if o["smooth"] else None
+        pipeline = PoseVideoPipeline(self._predictor, self.task.meta, self.detector,
+                                     detect_every=int(o["detect_every"]), box_thre=float(o["box_thre"]),
+                                     tracker=Tracker("pose", sigmas=self.task.meta.sigmas) if o["track"] else None,
+                                     smoother=smoother, draw_kpt_thre=float(o["kpt_thre"]), source=label)
+
+        def predict(frames: list[np.ndarray]) -> list[Result]:
+            results = pipeline(frames)
+            for result in results:
+                result.show_scores = bool(o["show_scores"])
+            return results
+
+        return predict
 
     def _segmentation(self, images: list[np.ndarray], files: list, headers: list[dict]) -> list[Result]:
         task = self.task
