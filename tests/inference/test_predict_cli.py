@@ -41,17 +41,18 @@ def test_predict_writes_the_same_outputs_for_every_task(task, tiny, tmp_path, ca
         assert str(images[0]) in capsys.readouterr().out  # the top classes are printed too
 
 
-def test_predict_through_onnxruntime_agrees_with_eager(tiny, tmp_path):
+@pytest.mark.parametrize("path", ["channels_last", "onnxruntime"])
+def test_predict_through_an_fp32_path_agrees_with_eager(path, tiny, tmp_path):
     config, weights, root = tiny("pose")
     image = first_image(root)
     poses = {}
-    for name in ("eager", "onnxruntime"):
+    for name in ("eager", path):
         out = tmp_path / name
         assert main(["predict", str(config), "--weights", str(weights), str(image), "--out", str(out),
                      "--path", name]) == 0
         [record] = json.loads((out / "predictions.json").read_text())
         poses[name] = np.array(record["instances"][0]["keypoints"])
-    np.testing.assert_allclose(poses["onnxruntime"], poses["eager"], atol=1e-3)
+    np.testing.assert_allclose(poses[path], poses["eager"], atol=1e-3)
 
 
 def test_int8_calibrates_on_training_images_once(tiny, tmp_path, monkeypatch):
