@@ -1,5 +1,6 @@
 """The import rules of docs/architecture.md, checked on the source: each folder imports only the layers
-below it (tasks never each other, deploy/ never cli/, engine/, tasks/; models/ never tasks/ or engine/)."""
+below it (tasks never each other, deploy/ never cli/, engine/, tasks/; models/ never tasks/ or engine/;
+inference/ sits between tasks/ and cli/, and only cli/ and the package's lazy ``hrnet.Inferencer`` import it)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "task": FOUNDATION | {"models", "engine"},  # every tasks/<name>/: no other task
     "deploy": FOUNDATION | {"models"},
     "experiments": FOUNDATION | {"models", "synthetic", "engine"},
-    "cli": FOUNDATION | {"models", "synthetic", "data", "engine", "tasks", "deploy", "experiments", "package"},
-    "package": FOUNDATION | {"models"},  # hrnet/__init__.py
+    "inference": FOUNDATION | {"models", "synthetic", "engine", "tasks", "deploy"},
+    "cli": FOUNDATION | {"models", "synthetic", "data", "engine", "tasks", "deploy", "experiments", "inference",
+                         "package"},
+    "package": FOUNDATION | {"models", "inference"},  # hrnet/__init__.py (Inferencer: imported on first use)
 }
 
 
@@ -54,6 +57,11 @@ def _imports(source: str, module: str, is_package: bool) -> set[str]:
     return found
 
 
+def _shared_by_tasks(part: str) -> bool:
+    """``tasks.drawing``: a module directly in ``tasks/`` (not a task's folder), which every task may use."""
+    return part.startswith("tasks.") and (PACKAGE / "tasks" / f"{part.removeprefix('tasks.')}.py").is_file()
+
+
 def _violations(source: str, module: str, is_package: bool = False) -> list[str]:
     own = _part(module)
     if own == "tasks":  # tasks/__init__.py
@@ -64,7 +72,9 @@ def _violations(source: str, module: str, is_package: bool = False) -> list[str]
         other = _part(target)
         if other is None or other == own:
             continue
-        layer = "tasks" if other.startswith("tasks") and name == "cli" else other
+        if name == "task" and _shared_by_tasks(other):
+            continue
+        layer = "tasks" if other.startswith("tasks") and name in ("cli", "inference") else other
         if layer not in allowed:
             bad.append(f"{module} ({name}) imports {target}")
     return bad
@@ -87,3 +97,8 @@ def test_the_rules_catch_forbidden_imports():
     assert _violations("from ...models import build_model\nfrom ...media import read_image",
                        "hrnet.tasks.pose.task") == []
     assert _violations("from ..tasks.pose.inference import load_boxes", "hrnet.cli.predict") == []
+    assert _violations("from ..tasks.pose.task import PoseTask\nfrom ..deploy import deploy",
+                       "hrnet.inference.inferencer") == []
+    assert _violations("from ..cli.common import load_experiment", "hrnet.inference.inferencer")
+    assert _violations("from ..inference import Inferencer", "hrnet.tasks.pose.task")
+    assert _violations("from ..inference import Inferencer", "hrnet.engine.inference")

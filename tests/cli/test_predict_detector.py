@@ -28,6 +28,18 @@ PERSON_ONLY = {"images": [], "annotations": [], "categories": [{"id": 1, "name":
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
+def persons(predictions: list[dict]) -> list[dict]:
+    """Every person of ``predictions.json`` (the Inferencer's schema) with its image's file name and frame,
+    and its box as xywh (the box file's convention)."""
+    found = []
+    for record in predictions:
+        for inst in record["instances"]:
+            x1, y1, x2, y2 = inst["box"]
+            found.append({**inst, "image": Path(record["file"]).name, "frame": record["frame"],
+                          "xywh": [x1, y1, x2 - x1, y2 - y1]})
+    return found
+
+
 def write_yaml(path: Path, tree: dict) -> Path:
     path.write_text(yaml.safe_dump(tree))
     return path
@@ -100,11 +112,11 @@ def test_predict_poses_the_persons_the_detector_finds(detector, shared_data, pos
         assert all(entry["category_id"] == 1 for entry in written)
 
     # and the poses are of those boxes (OKS-NMS may drop some)
-    predictions = json.loads((out / "predictions.json").read_text())
+    predictions = persons(json.loads((out / "predictions.json").read_text()))
     assert predictions
     for record in predictions:
         candidates = [entry["bbox"] for entry in boxes_file if entry["image"] == record["image"]]
-        assert any(np.allclose(record["box"], box, atol=1e-4) for box in candidates)
+        assert any(np.allclose(record["xywh"], box, atol=1e-2) for box in candidates)
 
 
 def test_detector_boxes_reach_the_pose_model(shared_data, pose_config, tmp_path, monkeypatch):
@@ -129,9 +141,9 @@ def test_detector_boxes_reach_the_pose_model(shared_data, pose_config, tmp_path,
     assert main(["predict", str(pose_yaml), "--weights", str(pose_weights), str(folder), "--out", str(out),
                  "--detector", str(det_yaml), "--detector-weights", str(det_weights)]) == 0
     assert len(calls) == len(IMAGES)
-    predictions = json.loads((out / "predictions.json").read_text())
+    predictions = persons(json.loads((out / "predictions.json").read_text()))
     assert sorted(r["image"] for r in predictions) == sorted(IMAGES)
-    assert all(r["box"] == [280, 40, 160, 340] and r["box_score"] == 0.8 for r in predictions)
+    assert all(r["xywh"] == [280, 40, 160, 340] and r["box_score"] == 0.8 for r in predictions)
     assert (out / "000000000785_pose.png").is_file()
 
 
@@ -161,9 +173,11 @@ def test_detector_finds_the_persons_of_video_frames(shared_data, pose_config, tm
                  "--detector", str(det_yaml), "--detector-weights", str(det_weights),
                  "--option", "box_thre=0.5"]) == 0
     assert len(calls) == 3 and not (out / "person_boxes.json").exists()
-    predictions = json.loads((out / "predictions.json").read_text())
+    lines = (out / "clip_pose.jsonl").read_text().splitlines()
+    predictions = persons([json.loads(line) for line in lines])
     assert sorted(r["frame"] for r in predictions) == [0, 1, 2]
-    assert all(r["box"] == [20, 10, 60, 100] and r["box_score"] == 0.9 for r in predictions)
+    assert all(r["xywh"] == [20, 10, 60, 100] and r["box_score"] == 0.9 for r in predictions)
+    assert (out / "clip_pose.mp4").is_file()
 
 
 def test_person_detector_converts_xyxy_to_xywh():
@@ -239,3 +253,147 @@ def test_centernet_finds_the_persons_for_pose(shared_data, pose_config, tmp_path
     detector = load_person_detector(det_yaml, det_weights, score_threshold=0.0)
     boxes, scores = detector(read_image(image))
     np.testing.assert_allclose([entry["bbox"] for entry in boxes_file], boxes, rtol=1e-6, atol=1e-4)
+
+
+def save_torchvision_detector(name: str, path: Path, person_bias: float = 0.0) -> Path:
+    """torchvision's detector ``name``, randomly initialised (nothing downloaded), saved as a state dict.
+    ``person_bias`` (SSD only) raises the person's class logit so that it finds persons."""
+    from torchvision.models import get_model
+
+    torch.manual_seed(0)
+    model = get_model(name, weights=None, weights_backbone=None)
+    if person_bias:
+        with torch.no_grad():
+            for head in model.head.classification_head.module_list:
+                head[-1].bias.view(-1, 91)[:, 1] += person_bias  # (anchors x 91 labels); label 1 is the person
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_predict_with_a_torchvision_detector(shared_data, pose_config, tmp_path):
+    """``--detector torchvision:NAME --detector-weights FILE``: the persons of that model (label 1 of COCO's
+    91-index labels), at most ``--detector-max-persons`` per image, are the boxes the pose model runs on."""
+    pose_yaml, pose_weights = pose_config
+    det_weights = save_torchvision_detector("ssdlite320_mobilenet_v3_large", tmp_path / "ssdlite.pt", 5.0)
+    images = [shared_data / "coco_keypoints" / "val2017" / name for name in IMAGES]
+    out = tmp_path / "out"
+    assert main(["predict", str(pose_yaml), "--weights", str(pose_weights), *map(str, images), "--out", str(out),
+                 "--detector", "torchvision:ssdlite320_mobilenet_v3_large", "--detector-weights", str(det_weights),
+                 "--detector-threshold", "0", "--detector-max-persons", "2", "--option", "overlays=false"]) == 0
+    detector = load_person_detector("torchvision:ssdlite320_mobilenet_v3_large", det_weights, score_threshold=0.0,
+                                    max_persons=2)
+    boxes_file = json.loads((out / "person_boxes.json").read_text())
+    for name, path in zip(IMAGES, images, strict=True):
+        boxes, scores = detector(read_image(path))
+        written = [entry for entry in boxes_file if entry["image"] == name]
+        assert len(written) == len(boxes) == 2  # of the many persons found, the 2 best
+        np.testing.assert_allclose([entry["bbox"] for entry in written], boxes, rtol=1e-6, atol=1e-4)
+        assert scores[0] >= scores[1]
+    predictions = persons(json.loads((out / "predictions.json").read_text()))
+    assert predictions and all(any(np.allclose(r["xywh"], e["bbox"], atol=1e-2) for e in boxes_file)
+                               for r in predictions)
+
+
+class FakeDetections(torch.nn.Module):
+    """A detector whose output is fixed: boxes of labels 1 (person) and 3 (car) with known scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, images):
+        boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [2, 2, 12, 12], [3, 3, 13, 13], [4, 4, 14, 14]])
+        return [{"boxes": boxes, "labels": torch.tensor([1, 3, 1, 1, 1]),
+                 "scores": torch.tensor([0.6, 0.99, 0.9, 0.3, 0.7])} for _ in images]
+
+
+@pytest.mark.parametrize(("threshold", "max_persons", "expected"), [
+    (0.5, None, [(2, 0.9), (4, 0.7), (0, 0.6)]),  # persons only (not the 0.99 car), best first
+    (0.5, 2, [(2, 0.9), (4, 0.7)]),
+    (0.0, None, [(2, 0.9), (4, 0.7), (0, 0.6), (3, 0.3)]),
+    (0.95, None, []),
+])
+def test_person_detector_keeps_persons_above_threshold_best_first(threshold, max_persons, expected):
+    boxes, scores = PersonDetector(FakeDetections(), person_label=1, score_threshold=threshold,
+                                   max_persons=max_persons)(np.zeros((20, 20, 3), np.uint8))
+    assert boxes.tolist() == [[x, x, 10, 10] for x, _ in expected]
+    assert scores.tolist() == pytest.approx([s for _, s in expected])
+
+
+def test_torchvision_detector_names_and_weights():
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_V2_Weights, SSDLite320_MobileNet_V3_Large_Weights
+
+    from hrnet.tasks.detection.person import list_torchvision_detectors, torchvision_weights
+
+    names = list_torchvision_detectors()
+    assert {"torchvision:fasterrcnn_resnet50_fpn_v2", "torchvision:retinanet_resnet50_fpn_v2",
+            "torchvision:ssdlite320_mobilenet_v3_large"} <= set(names)
+    # torchvision's own weights resolve to its enum (nothing downloaded here)
+    v2 = "torchvision:fasterrcnn_resnet50_fpn_v2"
+    assert torchvision_weights(v2, "DEFAULT") is FasterRCNN_ResNet50_FPN_V2_Weights.DEFAULT
+    assert torchvision_weights(v2, "COCO_V1") is FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1
+    assert torchvision_weights(v2, "FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1") is \
+        FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1
+    assert torchvision_weights("torchvision:ssdlite320_mobilenet_v3_large", Path("COCO_V1")) is \
+        SSDLite320_MobileNet_V3_Large_Weights.COCO_V1
+    assert torchvision_weights(v2, "weights.pt") is None
+
+
+def test_torchvision_detector_errors(tmp_path):
+    from hrnet.errors import CheckpointError
+
+    with pytest.raises(ConfigError, match=r"unknown torchvision detector .*Did you mean "
+                                          r"'torchvision:fasterrcnn_resnet50_fpn_v2'"):
+        load_person_detector("torchvision:fasterrcnn_resnet50_fpn_v3", "DEFAULT")
+    with pytest.raises(ConfigError, match="name it 'torchvision:ssdlite320_mobilenet_v3_large'"):
+        load_person_detector("ssdlite320_mobilenet_v3_large", "DEFAULT")
+    with pytest.raises(CheckpointError, match=r"are no such file, nor one of torchvision's weights for it "
+                                              r"\(DEFAULT, COCO_V1\)"):
+        load_person_detector("torchvision:ssdlite320_mobilenet_v3_large", tmp_path / "missing.pt")
+    # a state dict of another model: the missing and unexpected keys are named
+    weights = save_torchvision_detector("ssdlite320_mobilenet_v3_large", tmp_path / "ssdlite.pt")
+    with pytest.raises(CheckpointError, match=r"missing keys \(\d+\): .*unexpected keys \(\d+\): .*head"):
+        load_person_detector("torchvision:fasterrcnn_mobilenet_v3_large_320_fpn", weights)
+    with pytest.raises(ConfigError, match="max_persons must be at least 1"):
+        load_person_detector("torchvision:ssdlite320_mobilenet_v3_large", weights, max_persons=0)
+
+
+def test_cli_detector_name_errors(shared_data, pose_config, tmp_path, capsys):
+    pose_yaml, pose_weights = pose_config
+    image = str(shared_data / "coco_keypoints" / "val2017" / IMAGES[0])
+    base = ["predict", str(pose_yaml), "--weights", str(pose_weights), image, "--out", str(tmp_path / "out")]
+    code, err = run_cli([*base, "--detector", "torchvision:retinanet_resnet50", "--detector-weights", "DEFAULT"],
+                        capsys)
+    assert code == 2 and "Did you mean 'torchvision:retinanet_resnet50_fpn'" in err
+    code, err = run_cli([*base, "--detector-max-persons", "3"], capsys)
+    assert code == 2 and "--detector-max-persons needs --detector" in err
+
+
+def test_torchvision_weights_by_name_reach_torchvision(monkeypatch):
+    """``DEFAULT`` asks torchvision for its weights enum's default (stood in for here: no download), and a
+    failed download is a CheckpointError naming the weights and their address."""
+    import urllib.error
+
+    from torchvision.models.detection import RetinaNet_ResNet50_FPN_V2_Weights
+
+    from hrnet.errors import CheckpointError
+
+    asked = []
+
+    def fake_get_model(name, **kwargs):
+        asked.append((name, kwargs))
+        return FakeDetections()
+
+    monkeypatch.setattr(person, "get_model", fake_get_model)
+    detector = load_person_detector("torchvision:retinanet_resnet50_fpn_v2", "DEFAULT", max_persons=1)
+    assert asked == [("retinanet_resnet50_fpn_v2", {"weights": RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1})]
+    boxes, scores = detector(np.zeros((20, 20, 3), np.uint8))
+    assert boxes.tolist() == [[2, 2, 10, 10]] and scores.tolist() == pytest.approx([0.9])
+
+    def offline(name, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(person, "get_model", offline)
+    with pytest.raises(CheckpointError, match=r"cannot fetch torchvision's .*COCO_V1 weights of "
+                                              r"retinanet_resnet50_fpn_v2 from https://.*give the file instead"):
+        load_person_detector("torchvision:retinanet_resnet50_fpn_v2", "COCO_V1")

@@ -185,10 +185,25 @@ def test_train_crop_moves_boxes_with_the_pixels():
     assert not torch.equal(jittered.round(), jittered)  # colour jitter and lighting change the values
 
 
-def _tiny_config(root, tmp_path, **train):
+def test_crop_scales_set_the_crop_side():
+    """With one crop scale of 1.0 the crop covers the longer side: a 160-wide image's 40-wide box comes
+    out 40 x 96 / 160 = 24 wide in the 96 x 96 crop (when the crop keeps it whole)."""
+    image = torch.zeros(3, 120, 160, dtype=torch.uint8)
+    target = {"boxes": tv_tensors.BoundingBoxes(torch.tensor([[60.0, 50.0, 100.0, 70.0]]), format="XYXY",
+                                                canvas_size=(120, 160)), "labels": torch.tensor([1]), "image_id": 1}
+    transform = CenterNetTrainTransform(96, flip_prob=0.0, color=False, scales=(1.0,))
+    torch.manual_seed(0)
+    widths = {round(float(out["boxes"][0, 2] - out["boxes"][0, 0]), 3)
+              for _, out in (transform(tv_tensors.Image(image), target) for _ in range(6)) if len(out["boxes"])}
+    assert widths == {24.0}
+    with pytest.raises(ConfigError, match="crop scales"):
+        CenterNetTrainTransform(96, scales=())
+
+
+def _tiny_config(root, tmp_path, data=None, **train):
     raw = read_yaml_tree(CONFIGS / "synthetic" / "centernet_tiny.yaml")
     raw["model"]["overrides"].update(backbone=TINY, head_channels=16)
-    raw["data"].update(root=str(root), min_size=96, max_size=96)
+    raw["data"].update(root=str(root), min_size=96, max_size=96, **(data or {}))
     raw["train"].update(epochs=1, batch_size=2, max_iters_per_epoch=2, log_every=1, eval_every=1, **train)
     raw["output_dir"] = str(tmp_path / "run")
     return validate_config(raw)
@@ -205,7 +220,10 @@ def test_engine_trains_and_evaluates_centernet(synthetic_det, tmp_path):
     summary = train(cfg)
     assert summary["main_metric"] == "bbox_AP" and summary["steps"] == 2
     assert (tmp_path / "run" / "eval" / "detections_bbox.json").is_file()
-    # the config's recipe reaches the model
+    # the config's crop recipe reaches the training transform, its model recipe the model
+    crop = DetectionTask(_tiny_config(synthetic_det, tmp_path, data={"crop_scales": [0.9, 1.1],
+                                                                      "color_jitter": False}))._train_transforms()
+    assert crop.scales == (0.9, 1.1) and crop.color is False
     model = task.build_model()
     assert model.head.heatmap[0].out_channels == 16 and model.num_categories == 4
 

@@ -8,7 +8,7 @@ from engine_testutils import model_state, toy_config
 from hrnet.engine.checkpoint import load_checkpoint
 from hrnet.engine.config import validate_config
 from hrnet.engine.inference import evaluate, predict
-from hrnet.engine.metrics_log import read_metrics
+from hrnet.engine.metrics_log import curves_figure, read_metrics
 from hrnet.engine.trainer import train
 from hrnet.errors import ConfigError, DataError, HRNetError
 
@@ -43,6 +43,9 @@ def test_run_writes_config_checkpoints_logs_and_plot(finished_run):
     scores = [r["score"] for r in val_records]
     assert best["best_metric"] == summary["best_metric"] == max(scores)
     assert best["best_epoch"] == summary["best_epoch"] == 1 + scores.index(max(scores))
+    # the curves mark every evaluation of the run
+    metric_line = curves_figure(records, "score").axes[1].lines[0]
+    assert metric_line.get_marker() == "o" and list(metric_line.get_ydata()) == scores
     assert "optimizer" not in best  # the model only
     last = load_checkpoint(out / "checkpoints" / "last.pt")
     assert (last["epoch"], last["iter_in_epoch"], last["global_iter"]) == (3, 0, 30)

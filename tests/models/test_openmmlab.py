@@ -65,6 +65,23 @@ def test_mmpose_topdown_heatmap_hrnet(head):
     assert not report.missing and not report.unexpected
 
 
+def test_mmpose_ae_higherhrnet_head():
+    """mmpose 0.x ``AEHigherResolutionHead``: ``keypoint_head.final_layers`` and ``.deconv_layers`` (ConvTranspose
+    + BN under ``N.0.{0,1}``, BasicBlocks under ``N.M.0``), the official HigherHRNet names."""
+    model = hrnet.build_model("pose_higherhrnet_w32", **SMALL)
+    head = {f"keypoint_head.{k}": v for k, v in randomised(model, seed=1).items()
+            if k.startswith(("final_layers.", "deconv_layers."))}
+    assert {"keypoint_head.deconv_layers.0.0.0.weight", "keypoint_head.deconv_layers.0.4.0.conv2.weight"} <= set(head)
+    state = {**backbone(model), **head}
+    report = load_weights(model, state, strict=True, verbose=False)
+    assert torch.equal(model.deconv_layers[0][0][0].weight, state["keypoint_head.deconv_layers.0.0.0.weight"])
+    assert torch.equal(model.final_layers[1].bias, state["keypoint_head.final_layers.1.bias"])
+    assert not report.missing and not report.unexpected
+    top_down = hrnet.build_model("pose_hrnet_w32", **SMALL)
+    with pytest.raises(CheckpointError, match="AE HigherHRNet head"):
+        load_weights(top_down, state, strict=True, verbose=False)
+
+
 # ---------------------------------------------------------------------------------------------- mmseg
 
 

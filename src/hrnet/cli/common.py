@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from torch import nn
 
+from ..deploy.paths import PATHS
 from ..engine.build import build_model, build_task
 from ..engine.checkpoint import load_model_weights
 from ..engine.config import ExperimentConfig, load_config
@@ -26,6 +27,7 @@ __all__ = [
     "add_model_source_arguments",
     "model_from_source",
     "add_threads_argument",
+    "add_path_arguments",
     "positive_int",
     "source_input_size",
 ]
@@ -62,6 +64,14 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: the CPU threads torch computes with (``hrnet.cli.main`` applies it before running)."""
     parser.add_argument("--threads", type=positive_int, metavar="N",
                         help="CPU threads for torch (default: torch's choice, usually all cores)")
+
+
+def add_path_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--path P`` and ``--calibration-images N`` (``predict`` and ``eval``)."""
+    parser.add_argument("--path", default="eager", metavar="P",
+                        help=f"deploy path the network runs in: {', '.join(PATHS)} (default eager; see hrnet bench)")
+    parser.add_argument("--calibration-images", type=positive_int, default=64, metavar="N",
+                        help="int8 paths: train-split images to calibrate on (64)")
 
 
 def load_experiment(args: argparse.Namespace) -> ExperimentConfig:

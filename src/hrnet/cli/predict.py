@@ -1,9 +1,13 @@
-"""``hrnet predict CONFIG --weights W INPUTS... --out DIR``: run a trained model on your own files.
+"""``hrnet predict CONFIG --weights W INPUTS... --out DIR [--path P]``: run a trained model on your own files.
 
-For top-down pose, ``--detector`` names a detection config or preset whose person detections become the
-person boxes: for images they are written to ``DIR/person_boxes.json`` (a box file) and the pose task reads
-them from there, as it would a box file given with ``--option boxes=FILE``; video frames go through the
-detector as they are read.
+A thin layer over :class:`hrnet.Inferencer`: the outputs are named as :mod:`hrnet.inference.outputs`
+says (``<stem>_<task>.png``, ``predictions.json``, ``<stem>_<task>.mp4`` / ``.jsonl`` for videos) for
+every task, and ``--path`` runs the network in any deploy path.
+
+For top-down pose, ``--detector`` names a detection config, preset or torchvision detector whose person
+detections become the person boxes: for images they are written to ``DIR/person_boxes.json`` (a box file)
+and the pose model reads them from there, as it would a box file given with ``--option boxes=FILE``; video
+frames go through the detector as they are read.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from ..engine.build import build_task, resolve_device
 from ..engine.config import ExperimentConfig
 from ..engine.inference import predict
 from ..errors import ConfigError, DataError
+from ..inference import OPTIONS, ClassificationResult, Inferencer
+from ..inference.outputs import write_predictions
 from ..io import write_json
 from ..media import expand_inputs, image_files, image_truncation, is_image_file
+from ..tasks.classification.task import format_prediction
 from ..tasks.pose.inference import detected_box_records
-from .common import add_config_arguments, add_threads_argument, load_experiment, parse_key_value
+from .common import add_config_arguments, add_path_arguments, add_threads_argument, load_experiment, parse_key_value
 
 if TYPE_CHECKING:
     from ..tasks.detection.person import PersonDetector
@@ -46,25 +53,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=parse_key_value,
         default=[],
         metavar="KEY=VALUE",
-        help="task-specific prediction option, e.g. --option boxes=dets.json (repeatable)",
+        help="prediction option, e.g. --option boxes=dets.json (repeatable): pose boxes, box_thre, kpt_thre, "
+        "show_scores, and for videos with --detector detect_every, track, smooth; segmentation alpha; "
+        "detection score_threshold; classification topk, classes; any task overlays (true), max_frames, "
+        "batch_size",
     )
+    add_path_arguments(parser)
     detector = parser.add_argument_group("person detector (pose configs)")
     detector.add_argument(
         "--detector",
-        metavar="CONFIG_OR_PRESET",
-        help="detection config (YAML) or detector preset (e.g. faster_rcnn_hrnetv2p_w32, COCO) whose person "
-        "boxes the pose model runs on; without it: --option boxes=FILE, or the whole image",
+        metavar="NAME",
+        help="detection config (YAML), detector preset (e.g. faster_rcnn_hrnetv2p_w32, COCO) or torchvision "
+        "COCO detector (torchvision:NAME, e.g. torchvision:fasterrcnn_resnet50_fpn_v2) whose person boxes the "
+        "pose model runs on; without it: --option boxes=FILE, or the whole image",
     )
-    detector.add_argument("--detector-weights", type=Path, metavar="W", help="the detector's weights (required)")
+    detector.add_argument(
+        "--detector-weights",
+        type=Path,
+        metavar="W",
+        help="the detector's weights (required): a file, or for torchvision:NAME one of torchvision's weights "
+        "(DEFAULT, COCO_V1; downloaded by torchvision)",
+    )
     detector.add_argument(
         "--detector-threshold", type=float, default=0.5, metavar="S", help="keep persons scoring >= S (0.5)"
+    )
+    detector.add_argument(
+        "--detector-max-persons", type=int, metavar="N", help="keep the N best-scoring persons per image (all)"
     )
     parser.set_defaults(run=run, prog=parser.prog)
     return parser
 
 
+#: ``--option`` keys every task takes (the writer's and the batching's)
+WRITER_OPTIONS = ("overlays", "max_frames", "batch_size")
 #: what ``--option`` must not carry: the person detector has options of its own
-DETECTOR_OPTIONS = ("detector", "detector_weights", "detector_threshold")
+DETECTOR_OPTIONS = ("detector", "detector_weights", "detector_threshold", "detector_max_persons")
 
 
 def check_inputs(inputs: list[str], options: dict) -> None:
@@ -89,20 +112,45 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args)
     options = dict(args.options)
     check_inputs(args.inputs, options)
-    if args.detector is None:
-        if args.detector_weights is not None:
-            raise ConfigError("--detector-weights needs --detector (the detection config or preset they belong to)")
+    if cfg.task not in OPTIONS:  # a task registered by a user: its own Task.predict writes its outputs
+        if args.path != "eager" or args.detector is not None:
+            raise ConfigError(f"--path and --detector serve the built-in tasks ({', '.join(OPTIONS)}); task "
+                              f"{cfg.task!r} predicts with its own Task.predict")
         written = predict(cfg, args.weights, args.inputs, args.out, **options)
+        print(f"Wrote {len(written)} file(s) to {args.out}")
+        return 0
+    unknown = [key for key in options if key not in (*OPTIONS.get(cfg.task, {}), *WRITER_OPTIONS)]
+    if unknown:
+        raise ConfigError(f"unknown {cfg.task} prediction option(s) {unknown} (--option KEY=VALUE); known: "
+                          f"{', '.join((*OPTIONS.get(cfg.task, {}), *WRITER_OPTIONS))}")
+    writer = {key: options.pop(key) for key in WRITER_OPTIONS if key in options}
+    detector, boxes_file = None, None
+    if args.detector is None:
+        for flag in ("detector_weights", "detector_max_persons"):
+            if getattr(args, flag) is not None:
+                raise ConfigError(f"--{flag.replace('_', '-')} needs --detector (the detector it belongs to)")
     else:
         if "boxes" in options:
             raise ConfigError("give the person boxes either with --detector or with --option boxes=FILE, not both")
         detector, boxes_file = detect_persons(cfg, args)
         if boxes_file is not None:
             options["boxes"] = str(boxes_file)
-        written = [*([boxes_file] if boxes_file else []),
-                   *predict(cfg, args.weights, args.inputs, args.out, detector=detector, **options)]
+    inferencer = Inferencer(cfg, args.weights, device=cfg.device, path=args.path, detector=detector,
+                            calibration_images=args.calibration_images, batch_size=writer.get("batch_size"),
+                            **options)
+    shown = print_classification if cfg.task == "classification" else None
+    written = write_predictions(inferencer, args.inputs, args.out, overlays=bool(writer.get("overlays", True)),
+                                max_frames=writer.get("max_frames"), on_result=shown)
+    if boxes_file is not None:
+        written.insert(0, boxes_file)
     print(f"Wrote {len(written)} file(s) to {args.out}")
     return 0
+
+
+def print_classification(result: ClassificationResult) -> None:
+    """An image's top classes, one ``rank. class  score`` line each."""
+    top = [{"class": name, "score": float(p)} for name, p in zip(result.names, result.probabilities, strict=True)]
+    print(format_prediction(Path(result.file or result.image_id), top))
 
 
 def detect_persons(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[PersonDetector, Path | None]:
@@ -115,9 +163,9 @@ def detect_persons(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[Per
                           f"{cfg.task!r} config")
     if args.detector_weights is None:
         raise ConfigError(f"--detector {args.detector} needs --detector-weights (a detector without trained "
-                          "weights finds no persons)")
+                          "weights finds no persons; a torchvision:NAME detector takes DEFAULT, torchvision's own)")
     detector = load_person_detector(args.detector, args.detector_weights, args.detector_threshold,
-                                    resolve_device(cfg.device))
+                                    resolve_device(cfg.device), max_persons=args.detector_max_persons)
     images, _ = expand_inputs(args.inputs, videos=True)  # the images, in the order the pose task reads them
     if not images:
         return detector, None

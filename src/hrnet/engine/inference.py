@@ -6,7 +6,7 @@ gathers the results and rank 0 writes them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +41,19 @@ def run_evaluation(task: Task, model: nn.Module, loader: Iterable[Any], out_dir:
     return {name: float(value) for name, value in metrics.items()}
 
 
-def evaluate(cfg: ExperimentConfig, weights: str | Path | None, out_dir: str | Path | None = None) -> dict[str, float]:
+def evaluate(cfg: ExperimentConfig, weights: str | Path | None, out_dir: str | Path | None = None,
+             wrap_model: Callable[[Task, nn.Module], nn.Module] | None = None) -> dict[str, float]:
     """Evaluate ``weights`` on the config's val split; the task writes its predictions under ``out_dir``
     (default ``<output_dir>/eval``) and rank 0 writes ``metrics.json`` and the resolved ``config.yaml``
-    there. Returns the metrics."""
+    there. ``wrap_model(task, model)`` may replace the model evaluated (e.g. by a deployed form of it).
+    Returns the metrics."""
     out_dir = Path(out_dir) if out_dir is not None else Path(cfg.output_dir) / "eval"
     try:
         dist_info = init_distributed(resolve_device(cfg.device).type)
         device = resolve_device(cfg.device, dist_info.local_rank)
         task, model = prepare_model(cfg, weights, device)
+        if wrap_model is not None:
+            model = wrap_model(task, model)
         loader = build_eval_loader(
             task.build_dataset("val"),
             batch_size=cfg.eval.batch_size or cfg.train.batch_size,

@@ -18,11 +18,14 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..io import atomic_write, write_text
 
-__all__ = ["MetricsLogger", "read_metrics", "plot_curves"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["MetricsLogger", "read_metrics", "curves_figure", "plot_curves"]
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -85,8 +88,9 @@ def _finite_series(records: list[dict[str, Any]], kind: str, key: str, x_key: st
     return xs, ys
 
 
-def plot_curves(records: list[dict[str, Any]], path: str | Path, main_metric: str) -> Path:
-    """A PNG with the training loss over steps and the validation ``main_metric`` over epochs."""
+def curves_figure(records: list[dict[str, Any]], main_metric: str) -> Figure:
+    """The figure of :func:`plot_curves`: training loss over steps (left) and the validation ``main_metric``
+    over epochs (right), every evaluation a marked point and the best one ringed and labelled."""
     from matplotlib.figure import Figure  # no pyplot: no global backend, no GUI
 
     fig = Figure(figsize=(10, 4))
@@ -97,13 +101,24 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path, main_metric: st
     if losses and min(losses) > 0:
         loss_ax.set_yscale("log")
     epochs, values = _finite_series(records, "val", main_metric, "epoch")
-    metric_ax.plot(epochs, values, marker="o", color="tab:orange")
+    metric_ax.plot(epochs, values, marker="o", markersize=5, color="tab:orange", label=main_metric)
+    if values:
+        best = max(range(len(values)), key=values.__getitem__)
+        metric_ax.plot([epochs[best]], [values[best]], linestyle="none", marker="o", markersize=11,
+                       markerfacecolor="none", markeredgecolor="tab:red", label=f"best {values[best]:.4g}")
+        metric_ax.legend(loc="best")
     metric_ax.set(title=f"validation {main_metric}", xlabel="epoch", ylabel=main_metric)
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_curves(records: list[dict[str, Any]], path: str | Path, main_metric: str) -> Path:
+    """A PNG with the training loss over steps and the validation ``main_metric`` over epochs
+    (:func:`curves_figure`)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    curves_figure(records, main_metric).savefig(buffer, format="png", dpi=100)
     path = Path(path)
     with atomic_write(path, "wb") as f:
         f.write(buffer.getvalue())

@@ -4,7 +4,9 @@ OpenMMLab's HRNet backbone keeps the official module names under ``backbone.``; 
 heads, whose layouts are mapped here onto ours, tensor by tensor:
 
 * mmpose top-down heatmap head (``keypoint_head.final_layer`` in 0.x, ``head.final_layer`` in 1.x) ->
-  :class:`~hrnet.models.heads.PoseHRNet`'s ``final_layer``;
+  :class:`~hrnet.models.heads.PoseHRNet`'s ``final_layer``; mmpose 0.x ``AEHigherResolutionHead``
+  (``keypoint_head.final_layers`` / ``deconv_layers``, the official HigherHRNet layout) ->
+  :class:`~hrnet.models.higherhrnet.PoseHigherHRNet`'s modules of the same names;
 * mmsegmentation ``FCNHead`` (one 1x1 ``ConvModule`` + ``conv_seg``) -> :class:`SegHRNet`'s ``last_layer``,
   and ``CascadeEncoderDecoder``'s ``[FCNHead, OCRHead]`` -> :class:`SegHRNetOCR`'s ``aux_head`` and OCR
   modules (``bottleneck`` -> ``conv3x3_ocr``; ``query/key/value/out_project`` -> ``f_pixel/f_object/f_down/f_up``;
@@ -109,6 +111,10 @@ def _pose_rules() -> list[Rule]:
     return [Rule(r"(?:keypoint_head|head)\.final_layer\.(weight|bias)", r"final_layer.\1")]
 
 
+def _pose_higher_rules() -> list[Rule]:
+    return [Rule(r"keypoint_head\.((?:final|deconv)_layers\..+)", r"\1")]
+
+
 def _fcn_rules(src: str, dst: str) -> list[Rule]:
     """mmsegmentation FCNHead (``num_convs=1``, 1x1, no ``concat_input``) -> ``Sequential(conv, BN, ReLU, conv)``."""
     return [*_conv_module(rf"{src}\.convs\.0", f"{dst}.0", f"{dst}.1"),
@@ -185,7 +191,8 @@ STRUCTURE_HINTS = {
     "mmseg": "hrnet's segmentation heads match mmsegmentation's FCNHead with num_convs=1, kernel_size=1, "
              "concat_input=False (SegHRNet) and the [FCNHead, OCRHead] cascade (SegHRNetOCR); another head "
              "structure cannot map",
-    "mmpose": "hrnet's pose model matches mmpose's top-down heatmap head without deconvolution layers",
+    "mmpose": "hrnet's pose models match mmpose's top-down heatmap head without deconvolution layers "
+              "(pose_hrnet_*) and the AE HigherHRNet head (pose_higherhrnet_*)",
     "mmdet": "hrnet's detectors hold torchvision's RPN and RoI heads (Faster/Mask R-CNN: shared 2-FC box head, "
              "4-conv FCN mask head) or FCOS head on the HRFPN neck",
 }
@@ -201,6 +208,8 @@ def _model_kind(model_keys: set[str]) -> str | None:
         return "seg_ocr"
     if "last_layer.3.weight" in model_keys:
         return "seg"
+    if "deconv_layers.0.0.0.weight" in model_keys:
+        return "pose_higher"
     if "final_layer.weight" in model_keys and "classifier.weight" not in model_keys:
         return "pose"
     return None
@@ -215,7 +224,8 @@ def _family(state: Mapping[str, Tensor]) -> str:
 
 
 def _rules(kind: str, state: Mapping[str, Tensor], backbone: str) -> list[Rule]:
-    head = {"pose": _pose_rules, "seg": lambda: _fcn_rules(r"decode_head", "last_layer"), "seg_ocr": _ocr_rules,
+    head = {"pose": _pose_rules, "pose_higher": _pose_higher_rules,
+            "seg": lambda: _fcn_rules(r"decode_head", "last_layer"), "seg_ocr": _ocr_rules,
             "two_stage": lambda: _two_stage_rules(state), "fcos": _fcos_rules}[kind]()
     return [Rule(r"backbone\.(.+)", backbone + r"\1"), *head]
 

@@ -127,6 +127,7 @@ def _timm(tag: str, preset: str, licence: str = MIT) -> WeightsEntry:
 # ---------------------------------------------------------------------------------------- OpenMMLab
 
 MMPOSE = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
+MMPOSE_BOTTOM_UP = "https://download.openmmlab.com/mmpose/bottom_up/"
 MMSEG = "https://download.openmmlab.com/mmsegmentation/v0.5/"
 MMDET = "https://download.openmmlab.com/mmdetection/v2.0/hrnet/"
 #: mmsegmentation's HRNet fuses with nearest upsampling (its default ``upsample_cfg``) and its heads resize
@@ -152,6 +153,16 @@ def _mmpose(width: int, dataset: str, size: str, stamp: str) -> WeightsEntry:
         APACHE, f"mmpose top-down heatmap HRNet-W{width}, {dataset.upper()} {size}",
         overrides={"num_joints": 16} if dataset == "mpii" else {}, sha256_prefix=prefix,
         config=f"configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/{dataset}/hrnet_w{width}_{dataset}_{size}.py")
+
+
+def _mmpose_higher(width: int, size: int, stamp: str) -> WeightsEntry:
+    url = f"{MMPOSE_BOTTOM_UP}higher_hrnet{width}_coco_{size}x{size}-{stamp}.pth"
+    file_name, prefix = _openmmlab_file(url)
+    preset = f"pose_higherhrnet_w{width}" + ("_640" if (width, size) == (32, 640) else "")
+    return WeightsEntry(
+        f"mmpose_higherhrnet_w{width}_coco_{size}", "pose", "mmpose", preset, file_name, (url,), APACHE,
+        f"mmpose associative-embedding HigherHRNet-W{width}, COCO {size}x{size}", sha256_prefix=prefix,
+        config=f"configs/body/2d_kpt_sview_rgb_img/associative_embedding/coco/higherhrnet_w{width}_coco_{size}x{size}.py")
 
 
 def _mmseg(head: str, arch: str, crop: str, schedule: str, dataset: str, stamp: str) -> WeightsEntry:
@@ -213,6 +224,8 @@ WEIGHTS: dict[str, WeightsEntry] = {e.name: e for e in [
     _mmpose(32, "coco", "256x192", "c78dce93_20200708"), _mmpose(32, "coco", "384x288", "d9f0d786_20200708"),
     _mmpose(48, "coco", "256x192", "b9e0b3ab_20200708"), _mmpose(48, "coco", "384x288", "314c8528_20200708"),
     _mmpose(32, "mpii", "256x256", "6c4f923f_20200812"), _mmpose(48, "mpii", "256x256", "92cab7bd_20200812"),
+    _mmpose_higher(32, 512, "8ae85183_20200713"), _mmpose_higher(32, 640, "a22fe938_20200712"),
+    _mmpose_higher(48, 512, "60fedcbc_20200712"),
     _mmseg("fcn", "hr18s", "512x1024", "40k", "cityscapes", "20200601_014216-93db27d0"),
     _mmseg("fcn", "hr18", "512x1024", "40k", "cityscapes", "20200601_014216-f196fb4e"),
     _mmseg("fcn", "hr48", "512x1024", "40k", "cityscapes", "20200601_014240-a989b146"),

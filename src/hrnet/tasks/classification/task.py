@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -230,6 +231,16 @@ class ClassificationTask(Task):
 
     # ---------------------------------------------------------------------------------------- predict
 
+    def classify(self, model: nn.Module, images: list[np.ndarray], topk: int = 5) -> tuple[Tensor, Tensor]:
+        """``(probabilities, class indices)``, each ``(N, k)``, best first, of RGB ``uint8`` images, with the
+        evaluation transform (resize, centre crop, normalisation)."""
+        transform = self._eval_transform()
+        device = next(model.parameters()).device
+        batch = torch.stack([transform(Image.fromarray(image)) for image in images]).to(device)
+        with inference_context(model):
+            probabilities = model(batch).float().softmax(dim=1).cpu()
+        return probabilities.topk(min(topk, probabilities.shape[1]), dim=1)
+
     def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
         """Classify images (files, or folders searched recursively): print each image's top-k classes with
         their probabilities and write them to ``predictions.json``. Options: ``topk`` (5), ``batch_size``
@@ -243,23 +254,18 @@ class ClassificationTask(Task):
         num_classes = getattr(model, "num_classes", None)
         if names is not None and num_classes is not None and len(names) != num_classes:
             raise DataError(f"{len(names)} class names are given but the model predicts {num_classes} classes")
-        transform = self._eval_transform()
-        device = next(model.parameters()).device
         files = expand_inputs(inputs, recursive=True)[0]
         results = []
-        with inference_context(model):
-            for start in range(0, len(files), batch_size):
-                chunk = files[start : start + batch_size]
-                images = torch.stack([transform(Image.fromarray(read_image(path))) for path in chunk]).to(device)
-                probabilities = model(images).float().softmax(dim=1).cpu()
-                scores, classes = probabilities.topk(min(topk, probabilities.shape[1]), dim=1)
-                for path, row_scores, row_classes in zip(chunk, scores.tolist(), classes.tolist(), strict=True):
-                    top = [
-                        {"class": names[c] if names else str(c), "index": c, "score": round(s, 6)}
-                        for c, s in zip(row_classes, row_scores, strict=True)
-                    ]
-                    results.append({"file": str(path), "top": top})
-                    print(format_prediction(path, top))
+        for start in range(0, len(files), batch_size):
+            chunk = files[start : start + batch_size]
+            scores, classes = self.classify(model, [read_image(path) for path in chunk], topk)
+            for path, row_scores, row_classes in zip(chunk, scores.tolist(), classes.tolist(), strict=True):
+                top = [
+                    {"class": names[c] if names else str(c), "index": c, "score": round(s, 6)}
+                    for c, s in zip(row_classes, row_scores, strict=True)
+                ]
+                results.append({"file": str(path), "top": top})
+                print(format_prediction(path, top))
         target = Path(out_dir) / "predictions.json"
         write_json(target, results, indent=1)
         return [target]

@@ -8,7 +8,7 @@ Importing the task module registers ``task: detection`` with the engine. ``detec
 from .centernet import CenterNet, CenterNetTrainTransform
 from .data import CategoryMap, CocoDetection, collate_detection, eval_transforms, train_transforms
 from .evaluation import detections_to_coco, evaluate_coco, write_results
-from .inference import detect, detect_people, draw_detections
+from .inference import detect, detect_people, person_boxes
 from .models import (
     ARCHITECTURES,
     BACKBONES,
@@ -17,8 +17,9 @@ from .models import (
     list_detectors,
     paper_params_table,
 )
-from .person import PersonDetector, load_person_detector, person_label
+from .person import PersonDetector, list_torchvision_detectors, load_person_detector, person_label
 from .task import DetectionDataConfig, DetectionTask
+from .visualize import draw_boxes, draw_detections
 
 __all__ = [
     "ARCHITECTURES",
@@ -39,10 +40,13 @@ __all__ = [
     "write_results",
     "detect",
     "detect_people",
+    "person_boxes",
     "draw_detections",
+    "draw_boxes",
     "PersonDetector",
     "person_label",
     "load_person_detector",
+    "list_torchvision_detectors",
     "DetectionDataConfig",
     "DetectionTask",
 ]

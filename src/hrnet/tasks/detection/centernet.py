@@ -332,23 +332,27 @@ def _border(limit: int, side: int) -> int:
 class CenterNetTrainTransform:
     """CenterNet's training crop: ``(uint8 image, target) -> (float image in [0, 1], target)``.
 
-    The crop covers ``s = longer side x one of 0.6, 0.7, ..., 1.3`` around a random centre at least
+    The crop covers ``s = longer side x one of scales`` (CenterNet's 0.6, 0.7, ..., 1.3) around a random centre at least
     ``_border(128, side)`` from the edges, warped to ``input_size`` square (black outside the image);
-    the image is flipped with ``flip_prob``; then brightness, contrast and saturation jitter (+-0.4, in
-    random order) and PCA lighting (std 0.1). Boxes are warped the same way and clipped to the crop;
+    the image is flipped with ``flip_prob``; then, with ``color``, brightness, contrast and saturation
+    jitter (+-0.4, in random order) and PCA lighting (std 0.1). Boxes are warped the same way and clipped to the crop;
     those left without area are dropped.
     """
 
     SCALES = tuple(round(0.6 + 0.1 * i, 1) for i in range(8))
 
-    def __init__(self, input_size: int = 512, flip_prob: float = 0.5, color: bool = True) -> None:
+    def __init__(self, input_size: int = 512, flip_prob: float = 0.5, color: bool = True,
+                 scales: tuple[float, ...] = SCALES) -> None:
+        if not scales or min(scales) <= 0:
+            raise ConfigError(f"CenterNet crop scales must be positive multiples of the longer side, got {scales}")
         self.input_size = input_size
         self.flip_prob = flip_prob
         self.color = color
+        self.scales = tuple(scales)
 
     def _warp(self, height: int, width: int) -> tuple[np.ndarray, bool]:
         """A continuous-coordinate affine ``x' = A x`` (2x3) of the random crop, and whether it flips."""
-        scale = max(height, width) * self.SCALES[int(torch.randint(len(self.SCALES), ()))]
+        scale = max(height, width) * self.scales[int(torch.randint(len(self.scales), ()))]
         centre = [float(torch.randint(_border(128, side), side - _border(128, side), ()))
                   for side in (width, height)]
         flip = bool(torch.rand(()) < self.flip_prob)

@@ -36,8 +36,9 @@ from .data import (
     train_transforms,
 )
 from .evaluation import detections_to_coco, evaluate_coco, write_results
-from .inference import detect, draw_detections
+from .inference import detect
 from .models import ARCHITECTURES, build_detector, split_detector_name
+from .visualize import draw_detections
 
 __all__ = ["DetectionDataConfig", "DetectionTask"]
 
@@ -62,6 +63,10 @@ class DetectionDataConfig(StrictModel):
     #: COCO-Stuff label maps (``<stuff_maps>/<train_images>/<image stem>.png``) for HTC's semantic branch
     stuff_maps: str = "stuffthingmaps"
     flip_prob: float = Field(0.5, ge=0, le=1)
+    #: CenterNet's crops: the crop side as multiples of the image's longer side (its 0.6, 0.7, ..., 1.3)
+    #: and its colour jitter + PCA lighting; the other detectors ignore both
+    crop_scales: tuple[float, ...] = CenterNetTrainTransform.SCALES
+    color_jitter: bool = True
     #: annotations whose box is narrower or lower than this (pixels) are skipped and counted
     min_box_size: float = Field(1.0, ge=0)
     #: drop training images without any usable object (as mmdetection does)
@@ -154,7 +159,7 @@ class DetectionTask(Task):
         shorter side drawn from ``data.train_min_size`` with multi-scale training."""
         data = self.data
         if self.arch == "centernet":
-            return CenterNetTrainTransform(data.min_size, data.flip_prob)
+            return CenterNetTrainTransform(data.min_size, data.flip_prob, data.color_jitter, data.crop_scales)
         if data.train_min_size is not None:
             return train_transforms(data.train_min_size, data.train_max_size or data.max_size, data.flip_prob)
         return train_transforms(data.min_size, data.max_size, data.flip_prob)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ class TopDownPredictor:
         self.batch_size = batch_size
         self.decoder = PoseDecoder(codec, meta.sigmas, in_vis_thre, oks_thre, soft_nms, nms)
         self.padding = padding
+        #: ``stage(name)`` -> a context manager around each stage ("crop", "pose", "decode"): a timing hook
+        self.stage: Callable[[str], AbstractContextManager] = _untimed
 
     @property
     def device(self) -> torch.device:
@@ -117,24 +120,33 @@ class TopDownPredictor:
         for start in range(0, len(jobs), self.batch_size):
             instances.extend(self._instances(images, jobs[start : start + self.batch_size]))
         results: list[list[dict[str, Any]]] = [[] for _ in images]
-        for inst in self.decoder.select(instances):
+        with self.stage("decode"):
+            kept = self.decoder.select(instances)
+        for inst in kept:
             results[inst["image_id"]].append(inst)
         return results
 
     def _instances(self, images: Sequence[np.ndarray], chunk: list[tuple[int, np.ndarray, float]]) -> list[dict]:
         centers, scales, crops = [], [], []
-        for i, box, _ in chunk:
-            c, s = self.codec.box_to_center_scale(box, self.padding)
-            centers.append(c)
-            scales.append(s)
-            crops.append(to_input_tensor(self.codec.warp(images[i], c, s)))
-        batch = torch.stack(crops).to(self.device)
-        heatmaps = infer_heatmaps(self.model, batch, self.meta.flip_pairs, self.flip_test, self.flip_shift)
-        instances = self.decoder.decode(heatmaps, np.stack(centers), np.stack(scales), [s for _, _, s in chunk],
-                                        [i for i, _, _ in chunk])
+        with self.stage("crop"):
+            for i, box, _ in chunk:
+                c, s = self.codec.box_to_center_scale(box, self.padding)
+                centers.append(c)
+                scales.append(s)
+                crops.append(to_input_tensor(self.codec.warp(images[i], c, s)))
+            batch = torch.stack(crops).to(self.device)
+        with self.stage("pose"):
+            heatmaps = infer_heatmaps(self.model, batch, self.meta.flip_pairs, self.flip_test, self.flip_shift)
+        with self.stage("decode"):
+            instances = self.decoder.decode(heatmaps, np.stack(centers), np.stack(scales),
+                                            [s for _, _, s in chunk], [i for i, _, _ in chunk])
         for inst, (_, box, score) in zip(instances, chunk, strict=True):
             inst.update(box=[float(v) for v in box], box_score=score)
         return instances
+
+
+def _untimed(stage: str) -> AbstractContextManager:
+    return nullcontext()
 
 
 def _whole_image_box(image: np.ndarray) -> np.ndarray:

@@ -190,6 +190,15 @@ class PoseTask(Task):
 
     PREDICT_OPTIONS = ("boxes", "detector", "box_thre", "kpt_thre", "overlays", "max_frames", "batch_size")
 
+    def predictor(self, model: nn.Module, batch_size: int | None = None) -> TopDownPredictor:
+        """The top-down predictor of ``model`` with the ``eval:`` test-time recipe (flip test, decoding,
+        rescoring, OKS-NMS); ``batch_size`` person crops per forward pass (default: the config's)."""
+        batch = int(batch_size or self.cfg.eval.batch_size or self.cfg.train.batch_size)
+        e = self.eval_cfg
+        return TopDownPredictor(model, self.codec, self.meta, flip_test=e.flip_test, flip_shift=self.flip_shift,
+                                batch_size=batch, in_vis_thre=e.in_vis_thre, oks_thre=e.oks_thre,
+                                soft_nms=e.soft_nms)
+
     def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
         """Poses on images, folders of images, videos and webcams (``webcam`` or ``webcam:N``).
 
@@ -212,11 +221,7 @@ class PoseTask(Task):
         images, videos = expand_inputs(inputs, videos=True)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        batch = int(options.get("batch_size") or self.cfg.eval.batch_size or self.cfg.train.batch_size)
-        e = self.eval_cfg
-        predictor = TopDownPredictor(model, self.codec, self.meta, flip_test=e.flip_test, flip_shift=self.flip_shift,
-                                     batch_size=batch, in_vis_thre=e.in_vis_thre, oks_thre=e.oks_thre,
-                                     soft_nms=e.soft_nms)
+        predictor = self.predictor(model, options.get("batch_size"))
         table = load_boxes(options["boxes"], self.category_id) if options.get("boxes") else None
         detector = options.get("detector")
         box_thre, kpt_thre = float(options.get("box_thre", 0.0)), float(options.get("kpt_thre", 0.2))

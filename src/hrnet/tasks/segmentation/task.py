@@ -410,25 +410,31 @@ class SegmentationTask(Task):
 
     # ---------------------------------------------------------------------------------------- prediction
 
+    def segment(self, model: nn.Module, image_rgb: np.ndarray) -> np.ndarray:
+        """Class ids ``(H, W)`` ``uint8`` of an RGB ``uint8`` image, with the evaluation recipe (resize,
+        padding, scales, flip, windows of ``eval:``)."""
+        image = np.ascontiguousarray(image_rgb[:, :, ::-1])  # the official transforms take BGR
+        resized, pad = self.evaluation_resize()(image, self.data.mean)
+        tensor = torch.from_numpy(normalize_image(resized, self.data.mean, self.data.std).transpose(2, 0, 1).copy())
+        with inference_context(model):
+            return self.predict_labels(model, tensor, image.shape[:2], pad).numpy().astype(np.uint8)
+
     def predict(self, model: nn.Module, inputs: list[Path], out_dir: Path, **options: Any) -> list[Path]:
         """For each image (files or folders of images): ``<stem>_label.png`` (class ids; Cityscapes also
-        ``<stem>_labelIds.png``) and ``<stem>_overlay.png`` (colours blended over the image, ``alpha``)."""
+        ``<stem>_labelIds.png``) and ``<stem>_overlay.png`` (colours blended over the image, ``alpha``, with a
+        legend of the classes present)."""
         unknown = sorted(set(options) - {"alpha"})
         if unknown:
             raise ConfigError(f"unknown segmentation predict option(s) {unknown}; the only option is alpha=<0..1>")
         alpha = float(options.get("alpha", 0.5))
         out_dir = Path(out_dir)
-        resize = self.evaluation_resize()
         written: list[Path] = []
         for path in expand_inputs(inputs)[0]:
             image = read_image(path, "bgr")
-            resized, pad = resize(image, self.data.mean)
-            tensor = torch.from_numpy(normalize_image(resized, self.data.mean, self.data.std).transpose(2, 0, 1).copy())
-            with inference_context(model):
-                labels = self.predict_labels(model, tensor, image.shape[:2], pad).numpy().astype(np.uint8)
+            labels = self.segment(model, image[:, :, ::-1])
             written.append(write_image(out_dir / f"{path.stem}_label.png", labels))
             if self.data.dataset == "cityscapes":
                 written.append(write_image(out_dir / f"{path.stem}_labelIds.png", to_cityscapes_label_ids(labels)))
-            blended = overlay(image, labels, self.palette, alpha, self.ignore_index)
+            blended = overlay(image, labels, self.palette, alpha, self.ignore_index, self.classes)
             written.append(write_image(out_dir / f"{path.stem}_overlay.png", blended, color="bgr"))
         return written

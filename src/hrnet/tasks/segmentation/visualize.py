@@ -1,4 +1,4 @@
-"""Outputs for people: colour label maps, overlays, label PNGs and the per-class IoU report."""
+"""Outputs for people: colour label maps, overlays with a class legend, label PNGs and the per-class IoU report."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 
 from ...io import atomic_write, write_json, write_text
+from ..drawing import draw_legend
 
-__all__ = ["colorize", "overlay", "iou_table_markdown", "write_iou_report"]
+__all__ = ["colorize", "legend_entries", "overlay", "iou_table_markdown", "write_iou_report"]
 
 
 def colorize(label: np.ndarray, palette: np.ndarray, ignore_index: int = 255) -> np.ndarray:
@@ -24,12 +25,33 @@ def colorize(label: np.ndarray, palette: np.ndarray, ignore_index: int = 255) ->
     return lut[np.clip(label, 0, 255).astype(np.uint8)]
 
 
+def legend_entries(
+    label: np.ndarray, classes: Sequence[str], palette: np.ndarray, ignore_index: int = 255
+) -> list[tuple[int, str, tuple[int, int, int]]]:
+    """``(class id, name, RGB colour)`` of each class present in ``label``, by id; ignored and unknown ids
+    (beyond ``classes``) are left out."""
+    present = np.unique(label)
+    return [(int(i), classes[i], tuple(int(c) for c in palette[i]))
+            for i in present if i != ignore_index and i < min(len(classes), len(palette))]
+
+
 def overlay(
-    image_bgr: np.ndarray, label: np.ndarray, palette: np.ndarray, alpha: float = 0.5, ignore_index: int = 255
+    image_bgr: np.ndarray,
+    label: np.ndarray,
+    palette: np.ndarray,
+    alpha: float = 0.5,
+    ignore_index: int = 255,
+    classes: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Blend the colour map over a BGR image: ``(1 - alpha) * image + alpha * colours`` (BGR ``uint8``)."""
+    """Blend the colour map over a BGR image: ``(1 - alpha) * image + alpha * colours`` (BGR ``uint8``).
+    With ``classes`` (names by id), a legend in the top-left corner names the classes present, each beside
+    its colour (:func:`legend_entries`)."""
     colours = colorize(label, palette, ignore_index)[:, :, ::-1]
-    return cv2.addWeighted(image_bgr, 1.0 - alpha, np.ascontiguousarray(colours), alpha, 0.0)
+    blended = cv2.addWeighted(image_bgr, 1.0 - alpha, np.ascontiguousarray(colours), alpha, 0.0)
+    if classes is not None:
+        entries = legend_entries(label, classes, palette, ignore_index)
+        draw_legend(blended, [(name, colour[::-1]) for _, name, colour in entries])
+    return blended
 
 
 def _fmt(value: float) -> str:
