@@ -7,7 +7,7 @@ The public entry points::
     hrnet.from_official("w32_256x192.yaml", checkpoint="final_state.pth")  # an official config/checkpoint
     hrnet.load_weights(model, "weights.pth")     # official, timm or our safetensors weights
     hrnet.complexity(model, (256, 192))          # params and GFLOPs, paper convention
-    hrnet.Inferencer("pose/coco/w32_256x192", weights="w32.pt", path="onnxruntime")("photo.jpg")  # any task
+    hrnet.Inferencer("pose/coco/hrnet_w32_256x192", weights="w32.pt", path="onnxruntime")("photo.jpg")  # any task
 """
 
 from typing import Any
