@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from ...engine.config import EvalConfig, StrictModel
 from ...engine.distributed import all_gather_object, is_main_process
 from ...engine.task import Task, register_task
-from ...errors import ConfigError, DataError, did_you_mean
+from ...errors import ConfigError, did_you_mean
 from ...io import write_json
 from ...media import expand_inputs, read_image, video_source, write_image
 from .associative_embedding import MultiResolutionAELoss
@@ -169,16 +169,13 @@ class BottomUpPoseTask(Task):
         return build_model(self.cfg.model.name, **model_overrides(self.cfg, self.meta))
 
     def build_dataset(self, split: str) -> BottomUpDataset:
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         d = self.data
-        if not d.root.is_dir():
-            raise DataError(f"pose dataset root {str(d.root)!r} does not exist (data.root)")
-        dataset = BottomUpDataset(d.path(f"{split}_ann"), d.path(f"{split}_images"), self.meta, train=split == "train",
+        ann, images = d.split_files(split)
+        dataset = BottomUpDataset(ann, images, self.meta, train=split == "train",
                                   input_size=d.input_size, output_sizes=self.output_sizes, sigma=d.sigma,
                                   max_people=d.max_num_people, augment=d.augment.to_augment(),
                                   tag_per_joint=self.tag_per_joint, missing_images=d.missing_images)
-        logger.info("pose_bottomup %s: %d images (%s)", split, len(dataset), d.path(f"{split}_ann"))
+        logger.info("pose_bottomup %s: %d images (%s)", split, len(dataset), ann)
         return dataset
 
     def collate_fn(self) -> Any:

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ...engine.config import EvalConfig, StrictModel
+from ...errors import DataError
 from .transforms import AugmentConfig
 
 __all__ = ["CodecConfig", "AugmentSection", "KeypointFiles", "PoseDataConfig", "PoseEvalConfig", "PoseLossConfig"]
@@ -87,6 +88,15 @@ class KeypointFiles(StrictModel):
     train_images: str | None = None
     val_ann: str | None = None
     val_images: str | None = None
+
+    def split_files(self, split: str) -> tuple[Path, Path]:
+        """The annotation file and image folder of ``split`` ('train' or 'val'; ``path`` of the subclass
+        resolves them), once ``root`` is known to exist."""
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        if not self.root.is_dir():
+            raise DataError(f"pose dataset root {str(self.root)!r} does not exist (data.root)")
+        return self.path(f"{split}_ann"), self.path(f"{split}_images")
 
 
 class PoseDataConfig(KeypointFiles):

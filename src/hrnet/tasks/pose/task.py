@@ -93,12 +93,8 @@ class PoseTask(Task):
         return build_model(self.cfg.model.name, **model_overrides(self.cfg, self.meta))
 
     def build_dataset(self, split: str) -> TopDownDataset:
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         d = self.data
-        if not d.root.is_dir():
-            raise DataError(f"pose dataset root {str(d.root)!r} does not exist (data.root)")
-        ann, images = d.path(f"{split}_ann"), d.path(f"{split}_images")
+        ann, images = d.split_files(split)
         train = split == "train"
         coco = None
         if d.format == "mpii":
