@@ -87,9 +87,13 @@ def test_size_and_offset_l1_loss_reads_the_object_cells():
 
 
 def test_gaussian_radius_as_centernet_defines_it():
-    # CenterNet's three roots for h=10, w=20 at IoU 0.7 (by hand): 1.2266, 1.0774, 16.31 -> the smallest
-    assert gaussian_radius(10, 20) == pytest.approx(1.077384, abs=1e-5)
+    # CenterNet's three "roots" (b + sqrt(b^2 - 4ac)) / 2 for h=10, w=20 at IoU 0.7, by hand:
+    # (30 + sqrt(900 - 4 * 200 * 0.3 / 1.7)) / 2 = 28.7735, (60 + sqrt(3600 - 16 * 60)) / 2 = 55.6907,
+    # (-42 + sqrt(1764 + 4 * 2.8 * 60)) / 2 = 3.6779 -> the smallest
+    assert gaussian_radius(10, 20) == pytest.approx(3.677925, abs=1e-5)
     assert gaussian_radius(20, 10) == gaussian_radius(10, 20)
+    # min_overlap 0.5: (-30 + sqrt(900 + 4 * 2 * 100)) / 2 = 5.6155
+    assert gaussian_radius(10, 20, min_overlap=0.5) == pytest.approx(5.615528, abs=1e-5)
     assert gaussian_radius(100, 100) > gaussian_radius(10, 10) * 9
 
 
@@ -98,10 +102,11 @@ def test_targets_of_one_box():
     target = encode_targets(boxes, torch.tensor([2]), 3, (32, 32))
     heatmap = target["heatmap"]
     assert heatmap.shape == (3, 32, 32) and not heatmap[0].any() and not heatmap[2].any()
-    assert int(gaussian_radius(11, 20)) == 1  # ceil(10.6) = 11: a 3x3 Gaussian of sigma 3/6
-    assert heatmap[1, 7, 11] == 1 and heatmap[1].gt(0).sum() == 9
-    assert heatmap[1, 7, 12].item() == pytest.approx(math.exp(-2)) and heatmap[1, 8, 12].item() == pytest.approx(
-        math.exp(-4))
+    assert int(gaussian_radius(11, 20)) == 3  # ceil(10.6) = 11: a 7x7 Gaussian of sigma 7/6
+    assert heatmap[1, 7, 11] == 1 and heatmap[1].gt(0).sum() == 49
+    assert heatmap[1, 7, 12].item() == pytest.approx(math.exp(-18 / 49))
+    assert heatmap[1, 8, 12].item() == pytest.approx(math.exp(-36 / 49))
+    assert heatmap[1, 10, 14].item() == pytest.approx(math.exp(-18 * 18 / 49))
     assert target["index"].tolist() == [7 * 32 + 11]
     torch.testing.assert_close(target["size"], torch.tensor([[20.0, 10.6]]))
     torch.testing.assert_close(target["offset"], torch.tensor([[0.0, 0.3]]), atol=1e-5, rtol=0)

@@ -5,8 +5,9 @@ sub-cell offset regressed at that cell. The definitions follow the CenterNet cod
 
 * heads: 3x3 conv (256) - ReLU - 1x1 conv for the heatmap (K channels, final bias -2.19, i.e. a prior
   of 0.1), the width/height (2, in output cells) and the offset (2);
-* targets: a Gaussian per object at its integer centre cell, radius :func:`gaussian_radius` (corners
-  may move while the box keeps IoU >= 0.7), sigma = diameter / 6, maxima where Gaussians overlap;
+* targets: a Gaussian per object at its integer centre cell, radius :func:`gaussian_radius` (CenterNet's
+  formula for corners that may move while the box keeps IoU >= 0.7), sigma = diameter / 6, maxima where
+  Gaussians overlap;
 * losses: the penalty-reduced focal loss (alpha 2, beta 4) normalised by the number of objects, L1 on
   the size (weight 0.1) and on the offset (weight 1) at the object cells;
 * decoding: heatmap peaks kept by a 3x3 max-pool, the top 100 over all categories, no NMS.
@@ -67,19 +68,23 @@ EIGEN_VECTORS = ((-0.56089297, 0.71832671, 0.41158938),
 
 
 def gaussian_radius(height: float, width: float, min_overlap: float = 0.7) -> float:
-    """CenterNet's (CornerNet's) heatmap radius for a ``height x width`` box: the smallest of the three
-    corner displacements (both corners inward, both outward, one each) at which the moved box still has
-    IoU ``min_overlap`` with the original."""
+    """CenterNet's heatmap radius for a ``height x width`` box (its ``gaussian_radius``, from CornerNet),
+    computed as the CenterNet code does: for each of the three corner displacements (both corners inward,
+    both outward, one each) the quadratic ``a r^2 - b r + c = 0`` of the box keeping IoU ``min_overlap``,
+    "solved" as ``(b + sqrt(b^2 - 4ac)) / 2``, and the smallest of the three. That is not the quadratic's
+    root (the denominator lacks ``a``; mmdetection divides by ``2a``): it gives wider Gaussians than the
+    geometry says, and it is what CenterNet's published models were trained with, so it is kept as is."""
     b1 = height + width
     c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
-    r1 = (b1 - math.sqrt(b1**2 - 4 * c1)) / 2
+    r1 = (b1 + math.sqrt(b1**2 - 4 * c1)) / 2
+    a2 = 4
     b2 = 2 * (height + width)
     c2 = (1 - min_overlap) * width * height
-    r2 = (b2 - math.sqrt(b2**2 - 16 * c2)) / 8
+    r2 = (b2 + math.sqrt(b2**2 - 4 * a2 * c2)) / 2
     a3 = 4 * min_overlap
     b3 = -2 * min_overlap * (height + width)
     c3 = (min_overlap - 1) * width * height
-    r3 = (-b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / (2 * a3)
+    r3 = (b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / 2
     return min(r1, r2, r3)
 
 
