@@ -397,3 +397,37 @@ def test_torchvision_weights_by_name_reach_torchvision(monkeypatch):
     with pytest.raises(CheckpointError, match=r"cannot fetch torchvision's .*COCO_V1 weights of "
                                               r"retinanet_resnet50_fpn_v2 from https://.*give the file instead"):
         load_person_detector("torchvision:retinanet_resnet50_fpn_v2", "COCO_V1")
+
+
+def test_predict_with_the_detector_in_onnxruntime(shared_data, pose_config, tmp_path):
+    """``--detector-path onnxruntime`` runs the torchvision detector exported to ONNX Runtime: the persons
+    written score as the eager model's (this random model scores many boxes alike, so which of them are
+    the best three is not defined: their scores are compared, and the boxes lie in the image)."""
+    pytest.importorskip("onnxruntime")
+    pose_yaml, pose_weights = pose_config
+    det_weights = save_torchvision_detector("ssdlite320_mobilenet_v3_large", tmp_path / "ssdlite.pt", 5.0)
+    images = [shared_data / "coco_keypoints" / "val2017" / name for name in IMAGES]
+    out = tmp_path / "out"
+    assert main(["predict", str(pose_yaml), "--weights", str(pose_weights), *map(str, images), "--out", str(out),
+                 "--detector", "torchvision:ssdlite320_mobilenet_v3_large", "--detector-weights", str(det_weights),
+                 "--detector-threshold", "0", "--detector-max-persons", "3", "--detector-path", "onnxruntime",
+                 "--option", "overlays=false"]) == 0
+    eager = load_person_detector("torchvision:ssdlite320_mobilenet_v3_large", det_weights, score_threshold=0.0,
+                                 max_persons=3)
+    boxes_file = json.loads((out / "person_boxes.json").read_text())
+    for name, path in zip(IMAGES, images, strict=True):
+        image = read_image(path)
+        _, scores = eager(image)
+        written = [entry for entry in boxes_file if entry["image"] == name]
+        assert len(written) == len(scores) == 3
+        np.testing.assert_allclose([entry["score"] for entry in written], scores, atol=1e-5)
+        xywh = np.array([entry["bbox"] for entry in written])
+        assert (xywh[:, :2] >= -1e-3).all() and (xywh[:, 0] + xywh[:, 2] <= image.shape[1] + 1e-3).all()
+        assert (xywh[:, 1] + xywh[:, 3] <= image.shape[0] + 1e-3).all()
+
+
+def test_detector_path_needs_a_detector(pose_config, tmp_path, capsys):
+    pose_yaml, pose_weights = pose_config
+    assert main(["predict", str(pose_yaml), "--weights", str(pose_weights), "x.jpg", "--out", str(tmp_path),
+                 "--detector-path", "onnxruntime"]) != 0
+    assert "--detector-path needs --detector" in capsys.readouterr().err

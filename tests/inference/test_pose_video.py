@@ -170,5 +170,9 @@ def test_truth_detector_finds_frames_by_their_pixels_and_can_cost_a_real_detecto
     assert scores.tolist() == [1.0, 1.0] and runs == [(64, 96, 3)]
     with pytest.raises(KeyError):
         detector(np.zeros_like(video.frames[0]))
-    output = torchvision_cost("ssdlite320_mobilenet_v3_large")(video.frames[0])
-    assert set(output[0]) == {"boxes", "labels", "scores"}
+    from hrnet.tasks.detection.person import PersonDetector
+
+    model = torchvision_cost("ssdlite320_mobilenet_v3_large")
+    assert not model.training
+    persons, person_scores = PersonDetector(model, score_threshold=0.0)(video.frames[0])
+    assert persons.shape[1:] == (4,) and len(persons) == len(person_scores)

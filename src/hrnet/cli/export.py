@@ -149,8 +149,8 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     video.add_argument("--detect-every", type=int, default=5, metavar="N",
                        help="the fastest pipeline runs the detector every N frames (default: 5)")
     video.add_argument("--frames-per-step", type=int, default=4, metavar="N",
-                       help="frames whose persons share a batch in the pipelines detecting every frame (default: 4; "
-                            "the detect-every-N pipeline takes one frame at a time, its boxes following the poses)")
+                       help="frames whose persons share a batch (default: 4; in the detect-every-N pipeline the "
+                            "frames of a batch take the boxes of the poses found before it)")
     video.add_argument("--fp32-path", default="onnxruntime", metavar="PATH",
                        help="deploy path of the fp32 pipeline (default: onnxruntime)")
     video.add_argument("--fast-path", default="onnxruntime_int8", metavar="PATH",
@@ -159,6 +159,9 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                        help="a torchvision detector (e.g. fasterrcnn_mobilenet_v3_large_320_fpn) run on every "
                             "detected frame for its time, random weights; the boxes are the video's true ones "
                             "(default: the true boxes alone)")
+    video.add_argument("--detector-path", choices=("eager", "onnxruntime"), default="onnxruntime",
+                       help="how our pipelines run that detector (the reference: eager): onnxruntime (default, fp32, "
+                            "as hrnet predict --detector-path onnxruntime) or eager")
     p.set_defaults(run=run_bench, prog=p.prog)
     return p
 
@@ -220,11 +223,13 @@ def run_video_bench(args: argparse.Namespace) -> int:
          "frames_per_step": args.frames_per_step},
         {"name": f"ours, {args.fast_path}, detect every frame, {batched}", "path": args.fast_path,
          "frames_per_step": args.frames_per_step},
-        {"name": f"ours, {args.fast_path}, detect every {args.detect_every}, tracking", "path": args.fast_path,
-         "detect_every": args.detect_every, "track": True},
+        {"name": f"ours, {args.fast_path}, detect every {args.detect_every}, tracking, {batched}",
+         "path": args.fast_path, "detect_every": args.detect_every, "track": True,
+         "frames_per_step": args.frames_per_step},
     ]
     report = run_video_benchmark(model, task.codec, task.meta, video, pipelines, args.detector_cost,
-                                 model_name=f"{cfg.model.name} ({args.source})", threads=args.threads)
+                                 detector_path=args.detector_path, model_name=f"{cfg.model.name} ({args.source})",
+                                 threads=args.threads)
     table = report.markdown()
     if args.weights is None:
         table += ("\n\nRandom weights: the speeds and the fp32 agreement hold; the agreement of reduced precision and "

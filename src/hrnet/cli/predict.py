@@ -21,6 +21,7 @@ from ..engine.config import ExperimentConfig
 from ..engine.inference import predict
 from ..errors import ConfigError, DataError
 from ..inference import OPTIONS, ClassificationResult, Inferencer
+from ..inference.deployed import deploy_person_detector
 from ..inference.outputs import write_predictions
 from ..io import write_json
 from ..media import expand_inputs, image_files, image_truncation, is_image_file
@@ -80,6 +81,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     detector.add_argument(
         "--detector-max-persons", type=int, metavar="N", help="keep the N best-scoring persons per image (all)"
     )
+    detector.add_argument(
+        "--detector-path", choices=("eager", "onnxruntime"), default="eager",
+        help="how the detector runs: eager PyTorch (default) or exported to ONNX Runtime in fp32 (the same "
+        "persons, about twice as fast on a CPU)")
     parser.set_defaults(run=run, prog=parser.prog)
     return parser
 
@@ -87,7 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 #: ``--option`` keys every task takes (the writer's and the batching's)
 WRITER_OPTIONS = ("overlays", "max_frames", "batch_size")
 #: what ``--option`` must not carry: the person detector has options of its own
-DETECTOR_OPTIONS = ("detector", "detector_weights", "detector_threshold", "detector_max_persons")
+DETECTOR_OPTIONS = ("detector", "detector_weights", "detector_threshold", "detector_max_persons", "detector_path")
 
 
 def check_inputs(inputs: list[str], options: dict) -> None:
@@ -129,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         for flag in ("detector_weights", "detector_max_persons"):
             if getattr(args, flag) is not None:
                 raise ConfigError(f"--{flag.replace('_', '-')} needs --detector (the detector it belongs to)")
+        if args.detector_path != "eager":
+            raise ConfigError("--detector-path needs --detector (the detector it runs)")
     else:
         if "boxes" in options:
             raise ConfigError("give the person boxes either with --detector or with --option boxes=FILE, not both")
@@ -166,6 +173,7 @@ def detect_persons(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[Per
                           "weights finds no persons; a torchvision:NAME detector takes DEFAULT, torchvision's own)")
     detector = load_person_detector(args.detector, args.detector_weights, args.detector_threshold,
                                     resolve_device(cfg.device), max_persons=args.detector_max_persons)
+    detector = deploy_person_detector(detector, args.detector_path)
     images, _ = expand_inputs(args.inputs, videos=True)  # the images, in the order the pose task reads them
     if not images:
         return detector, None

@@ -76,17 +76,12 @@ class TruthDetector:
         return boxes.copy(), np.ones(len(boxes))
 
 
-def torchvision_cost(name: str) -> Callable[[np.ndarray], Any]:
+def torchvision_cost(name: str) -> nn.Module:
     """A torchvision COCO detector with random weights, run for its time only (untrained, it finds nothing)."""
     from torchvision.models import get_model
 
-    model = get_model(name, weights=None, weights_backbone=None).eval()
-
-    @torch.inference_mode()
-    def run(frame: np.ndarray) -> Any:
-        return model([torch.from_numpy(frame).permute(2, 0, 1).float() / 255])
-
-    return run
+    torch.manual_seed(0)
+    return get_model(name, weights=None, weights_backbone=None).eval()
 
 
 @dataclass
@@ -280,14 +275,17 @@ def truth_crops(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], codec
 
 def run_video_benchmark(model: nn.Module, codec: HeatmapCodec, meta: KeypointMeta, video: SyntheticVideo,
                         pipelines: Sequence[dict[str, Any]], detector_cost: str | None = None,
-                        model_name: str = "pose", threads: int | None = None, turn_frames: int = 4,
+                        detector_path: str = "eager", model_name: str = "pose", threads: int | None = None,
+                        turn_frames: int = 4,
                         log: Callable[[str], None] = print) -> VideoBenchReport:
     """Time the reference and each of ``pipelines`` (dicts: ``name``, ``path`` (a deploy path),
     ``detect_every``, ``track``, ``frames_per_step``) on ``video`` in this process, taking turns of
     ``turn_frames`` frames (:func:`interleave`).
-    ``detector_cost`` names a torchvision detector run on each detected frame for its time; the boxes are
-    the video's true ones. int8 paths calibrate on crops of the true boxes."""
-    from .deployed import DeployedModule
+    ``detector_cost`` names a torchvision detector (random weights) run on each detected frame for its
+    time, eager in the reference and in ``detector_path`` (:func:`~hrnet.inference.deployed.deploy_person_detector`)
+    in ours; the boxes are the video's true ones. int8 paths calibrate on crops of the true boxes."""
+    from ..tasks.detection.person import PersonDetector
+    from .deployed import DeployedModule, deploy_person_detector
 
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -299,7 +297,10 @@ def run_video_benchmark(model: nn.Module, codec: HeatmapCodec, meta: KeypointMet
         if len(decoded) != len(video):
             raise RuntimeError(f"wrote {len(video)} frames but read back {len(decoded)}")
         boxes = [np.stack([p.box for p in t]) if t else np.zeros((0, 4)) for t in video.truth]
-        detector = TruthDetector(decoded, boxes, torchvision_cost(detector_cost) if detector_cost else None)
+        cost = PersonDetector(torchvision_cost(detector_cost), score_threshold=0.0) if detector_cost else None
+        detector = TruthDetector(decoded, boxes, cost)
+        ours = TruthDetector(decoded, boxes, deploy_person_detector(cost, detector_path) if cost else None)
+        detector(decoded[0]), ours(decoded[0])  # warm-up: ONNX export (once per frame size), first-call set-up
         calibration = truth_crops(decoded, boxes, codec)
         runs = [PipelineRun("reference (detector every frame, eager fp32, one person at a time)")]
         steps = [reference_frames(runs[0], path, model, codec, meta, detector)]
@@ -310,7 +311,7 @@ def run_video_benchmark(model: nn.Module, codec: HeatmapCodec, meta: KeypointMet
             log(f"{spec['name']}: building the {spec['path']} model ...")
             predictor([decoded[0]], [boxes[0]])  # exports / compiles / quantizes before the timing
             runs.append(PipelineRun(spec["name"]))
-            steps.append(pipeline_frames(runs[-1], path, predictor, meta, detector, spec.get("detect_every", 1),
+            steps.append(pipeline_frames(runs[-1], path, predictor, meta, ours, spec.get("detect_every", 1),
                                          spec.get("track", False), spec.get("frames_per_step", 1)))
         log(f"timing {len(runs)} pipelines in turns of {turn_frames} frames ...")
         interleave(steps, runs, turn_frames)
@@ -323,6 +324,6 @@ def run_video_benchmark(model: nn.Module, codec: HeatmapCodec, meta: KeypointMet
     h, w = video.frames[0].shape[:2]
     persons = np.mean([len(t) for t in video.truth])
     detector_name = "the true boxes" + (f" after running {detector_cost} (random weights) on the frame for its "
-                                        "time" if detector_cost else "")
+                                        f"time (ours: {detector_path})" if detector_cost else "")
     return VideoBenchReport(model_name, f"{len(video)} frames of {w}×{h} with {persons:.1f} persons per frame",
                             detector_name, threads, info, runs)

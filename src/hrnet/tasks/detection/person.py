@@ -10,7 +10,7 @@ torchvision's own weights (``DEFAULT``, ``COCO_V1``): the person is label 1 of t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ...engine.config import load_config
 from ...errors import CheckpointError, ConfigError, did_you_mean
 from ...models.safe_load import torch_load_safely
 from .data import CategoryMap
-from .inference import detect_people
+from .inference import as_float_image, detect_people, person_boxes
 from .models import build_detector, split_detector_name
 
 __all__ = [
@@ -51,19 +51,28 @@ TORCHVISION_PREFIX = "torchvision:"
 class PersonDetector:
     """``detector(image) -> (boxes, scores)``: the persons a detection model finds in an RGB uint8
     (H, W, 3) image scoring at least ``score_threshold`` (the best ``max_persons`` when given), best first,
-    as float64 arrays with boxes in xywh image pixels (the top-down pose pipeline's box convention)."""
+    as float64 arrays with boxes in xywh image pixels (the top-down pose pipeline's box convention).
 
-    def __init__(self, model: nn.Module, person_label: int = 1, score_threshold: float = 0.5,
-                 max_persons: int | None = None) -> None:
+    ``model`` is a detection model, or a runtime with torchvision's detector interface (a list of float
+    CPU images in, one ``{boxes, labels, scores}`` per image out), e.g. the ONNX Runtime runner of an
+    exported detector."""
+
+    def __init__(self, model: nn.Module | Callable[[list[torch.Tensor]], list[dict[str, torch.Tensor]]],
+                 person_label: int = 1, score_threshold: float = 0.5, max_persons: int | None = None) -> None:
         if max_persons is not None and max_persons < 1:
             raise ConfigError(f"the person detector's max_persons must be at least 1, got {max_persons}")
-        self.model = model.eval()
+        self.model = model.eval() if isinstance(model, nn.Module) else model
         self.person_label = person_label
         self.score_threshold = score_threshold
         self.max_persons = max_persons
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, scores = detect_people(self.model, image, self.score_threshold, self.person_label, self.max_persons)
+        if isinstance(self.model, nn.Module):
+            boxes, scores = detect_people(self.model, image, self.score_threshold, self.person_label,
+                                          self.max_persons)
+        else:
+            output = self.model([as_float_image(image)])[0]
+            boxes, scores = person_boxes(output, self.score_threshold, self.person_label, self.max_persons)
         xywh = box_convert(boxes, "xyxy", "xywh")
         return xywh.double().numpy(), scores.double().numpy()
 

@@ -319,7 +319,15 @@ def random_augmentation(
 def to_input_tensor(
     crop_rgb: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> torch.Tensor:
-    """``ToTensor`` + ``Normalize`` of the official pipeline: HxWx3 uint8 RGB -> 3xHxW float32."""
-    x = np.asarray(crop_rgb, dtype=np.float32) / np.float32(255.0)
-    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+    """``ToTensor`` + ``Normalize`` of the official pipeline: HxWx3 uint8 RGB -> 3xHxW float32.
+
+    Computed as ``pixel * (1 / (255 std)) - mean / std`` straight into the channel-first array (one pass per
+    channel instead of five over the image; equal to the two-step form within float rounding, ~5e-7)."""
+    crop = np.asarray(crop_rgb)
+    scale = (1.0 / (255.0 * np.asarray(std, dtype=np.float64))).astype(np.float32)
+    shift = (np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    x = np.empty((crop.shape[2], *crop.shape[:2]), dtype=np.float32)
+    for channel in range(crop.shape[2]):
+        np.multiply(crop[:, :, channel], scale[channel], out=x[channel], casting="unsafe")
+        x[channel] -= shift[channel]
+    return torch.from_numpy(x)
