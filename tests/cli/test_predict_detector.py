@@ -270,16 +270,23 @@ def save_torchvision_detector(name: str, path: Path, person_bias: float = 0.0) -
     return path
 
 
-def test_predict_with_a_torchvision_detector(shared_data, pose_config, tmp_path):
-    """``--detector torchvision:NAME --detector-weights FILE``: the persons of that model (label 1 of COCO's
-    91-index labels), at most ``--detector-max-persons`` per image, are the boxes the pose model runs on."""
+def _predict_with_ssdlite(shared_data, pose_config, tmp_path, *flags):
+    """``hrnet predict`` of two COCO images with a saved torchvision SSDlite (person logit raised) as the
+    person detector at threshold 0 and ``flags``; returns the images, the detector's weights, the output."""
     pose_yaml, pose_weights = pose_config
     det_weights = save_torchvision_detector("ssdlite320_mobilenet_v3_large", tmp_path / "ssdlite.pt", 5.0)
     images = [shared_data / "coco_keypoints" / "val2017" / name for name in IMAGES]
     out = tmp_path / "out"
     assert main(["predict", str(pose_yaml), "--weights", str(pose_weights), *map(str, images), "--out", str(out),
                  "--detector", "torchvision:ssdlite320_mobilenet_v3_large", "--detector-weights", str(det_weights),
-                 "--detector-threshold", "0", "--detector-max-persons", "2", "--option", "overlays=false"]) == 0
+                 "--detector-threshold", "0", *flags, "--option", "overlays=false"]) == 0
+    return images, det_weights, out
+
+
+def test_predict_with_a_torchvision_detector(shared_data, pose_config, tmp_path):
+    """``--detector torchvision:NAME --detector-weights FILE``: the persons of that model (label 1 of COCO's
+    91-index labels), at most ``--detector-max-persons`` per image, are the boxes the pose model runs on."""
+    images, det_weights, out = _predict_with_ssdlite(shared_data, pose_config, tmp_path, "--detector-max-persons", "2")
     detector = load_person_detector("torchvision:ssdlite320_mobilenet_v3_large", det_weights, score_threshold=0.0,
                                     max_persons=2)
     boxes_file = json.loads((out / "person_boxes.json").read_text())
@@ -404,14 +411,8 @@ def test_predict_with_the_detector_in_onnxruntime(shared_data, pose_config, tmp_
     written score as the eager model's (this random model scores many boxes alike, so which of them are
     the best three is not defined: their scores are compared, and the boxes lie in the image)."""
     pytest.importorskip("onnxruntime")
-    pose_yaml, pose_weights = pose_config
-    det_weights = save_torchvision_detector("ssdlite320_mobilenet_v3_large", tmp_path / "ssdlite.pt", 5.0)
-    images = [shared_data / "coco_keypoints" / "val2017" / name for name in IMAGES]
-    out = tmp_path / "out"
-    assert main(["predict", str(pose_yaml), "--weights", str(pose_weights), *map(str, images), "--out", str(out),
-                 "--detector", "torchvision:ssdlite320_mobilenet_v3_large", "--detector-weights", str(det_weights),
-                 "--detector-threshold", "0", "--detector-max-persons", "3", "--detector-path", "onnxruntime",
-                 "--option", "overlays=false"]) == 0
+    images, det_weights, out = _predict_with_ssdlite(shared_data, pose_config, tmp_path, "--detector-max-persons", "3",
+                                                     "--detector-path", "onnxruntime")
     eager = load_person_detector("torchvision:ssdlite320_mobilenet_v3_large", det_weights, score_threshold=0.0,
                                  max_persons=3)
     boxes_file = json.loads((out / "person_boxes.json").read_text())
