@@ -118,7 +118,7 @@ class Inferencer:
         self.task, model = prepare_model(self.cfg, weights, self.device)
         self.options = self._check_options(options)
         self.detector = self._detector(detector, detector_weights, detector_threshold, detector_max_persons)
-        if self.detector is not None and detector_path != "eager":
+        if self.detector is not None:
             self.detector = deploy_person_detector(self.detector, detector_path)
         self.model = deploy_task_model(self.task, model, path, calibration_images)
         self.batch_size = batch_size

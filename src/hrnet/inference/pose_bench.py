@@ -300,7 +300,8 @@ def run_video_benchmark(model: nn.Module, codec: HeatmapCodec, meta: KeypointMet
         cost = PersonDetector(torchvision_cost(detector_cost), score_threshold=0.0) if detector_cost else None
         detector = TruthDetector(decoded, boxes, cost)
         ours = TruthDetector(decoded, boxes, deploy_person_detector(cost, detector_path) if cost else None)
-        detector(decoded[0]), ours(decoded[0])  # warm-up: ONNX export (once per frame size), first-call set-up
+        for warm_up in (detector, ours):  # the ONNX export (once per frame size) and first-call set-up, untimed
+            warm_up(decoded[0])
         calibration = truth_crops(decoded, boxes, codec)
         runs = [PipelineRun("reference (detector every frame, eager fp32, one person at a time)")]
         steps = [reference_frames(runs[0], path, model, codec, meta, detector)]
