@@ -1,5 +1,9 @@
 """Object detection and instance segmentation: HRNetV2p in torchvision's Faster/Mask R-CNN, FCOS, RetinaNet,
-and CenterNet on HRNetV2.
+Cascade R-CNN, Cascade Mask R-CNN and Hybrid Task Cascade, and CenterNet on HRNetV2.
+
+Presets are named ``<architecture>_<backbone>`` (:func:`list_detectors`, :func:`split_detector_name`);
+:func:`build_detector` builds one, :func:`measure_detector` counts its parameters and GFLOPs as the
+paper's Table 7 does (:func:`paper_params_table`).
 
 Importing the task module registers ``task: detection`` with the engine. ``detect_people`` and
 :class:`PersonDetector` (:func:`load_person_detector`) are the person detector of the top-down pose pipeline.
@@ -15,7 +19,9 @@ from .models import (
     build_detector,
     format_params_table,
     list_detectors,
+    measure_detector,
     paper_params_table,
+    split_detector_name,
 )
 from .person import PersonDetector, list_torchvision_detectors, load_person_detector, person_label
 from .task import DetectionDataConfig, DetectionTask
@@ -26,6 +32,8 @@ __all__ = [
     "BACKBONES",
     "build_detector",
     "list_detectors",
+    "split_detector_name",
+    "measure_detector",
     "paper_params_table",
     "format_params_table",
     "CenterNet",

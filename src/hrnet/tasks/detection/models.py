@@ -65,6 +65,7 @@ __all__ = [
     "paper_params_table",
     "measure_detector",
     "format_params_table",
+    "resolve_detector",
 ]
 
 BACKBONES = ("hrnetv2p_w18", "hrnetv2p_w32", "hrnetv2p_w40", "hrnetv2p_w48")
@@ -238,22 +239,39 @@ def split_detector_name(name: str) -> tuple[str, str]:
                       f"Known presets: {', '.join(list_detectors())}.")
 
 
-def build_detector(arch: str, backbone: str | nn.Module = "hrnetv2p_w18", num_classes: int = 80, *,
+def resolve_detector(arch: str, backbone: str | nn.Module | None = None) -> tuple[str, str | nn.Module]:
+    """``(architecture, backbone)`` from an architecture and a backbone, or from a preset name alone:
+    ``("cascade_rcnn_hrnetv2p_w32", None)`` -> ``("cascade_rcnn", "hrnetv2p_w32")``; an architecture
+    without a backbone gets its first (``hrnetv2p_w18``; CenterNet: ``hrnetv2_w48``)."""
+    if arch in ARCHITECTURES:
+        return arch, ARCHITECTURES[arch].backbones[0] if backbone is None else backbone
+    if arch in list_detectors():
+        if backbone is None:
+            return split_detector_name(arch)
+        name = backbone if isinstance(backbone, str) else type(backbone).__name__
+        raise ConfigError(f"{arch!r} is a preset that names its backbone; give it alone, or give its "
+                          f"architecture {split_detector_name(arch)[0]!r} with the backbone {name!r}")
+    raise ConfigError(f"unknown detector {arch!r}; known architectures: {list(ARCHITECTURES)}, and the presets "
+                      f"of list_detectors().{did_you_mean(arch, [*ARCHITECTURES, *list_detectors()])}")
+
+
+def build_detector(arch: str, backbone: str | nn.Module | None = None, num_classes: int = 80, *,
                    frozen_bn: bool | None = None, min_size: int = 800, max_size: int = 1333,
                    backbone_overrides: dict[str, Any] | None = None, **options: Any) -> nn.Module:
     """A torchvision detector of architecture ``arch`` on an HRNetV2p backbone (CenterNet: HRNetV2).
 
-    ``backbone`` is a preset name (built with ``hrnet.build_model(backbone, **backbone_overrides)``, e.g.
-    ``{"width": 8}`` for a tiny test model) or a module with torchvision's backbone contract.
+    ``arch`` is an architecture (``"cascade_rcnn"``) with ``backbone``, or a preset name alone
+    (``"cascade_rcnn_hrnetv2p_w32"``, see :func:`list_detectors`). ``backbone`` is a backbone preset name
+    (built with ``hrnet.build_model(backbone, **backbone_overrides)``, e.g. ``{"width": 8}`` for a tiny test
+    model; default the architecture's first: ``hrnetv2p_w18``, CenterNet ``hrnetv2_w48``) or a module with
+    torchvision's backbone contract.
     ``num_classes`` counts object categories (80 for COCO); the model predicts labels ``1..num_classes``.
     ``min_size``/``max_size`` are the shorter/longer side the model resizes inputs to (CenterNet: ``min_size``
     is the square training input, a multiple of 32); ``options`` go to the detector's constructor (e.g.
     ``box_score_thresh``). ``frozen_bn`` defaults to the architecture's recipe (frozen but for CenterNet).
     The returned model carries ``arch``, ``num_categories`` and ``predicts_masks`` attributes.
     """
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown detector {arch!r}; known: {list(ARCHITECTURES)}."
-                          f"{did_you_mean(arch, ARCHITECTURES)}")
+    arch, backbone = resolve_detector(arch, backbone)
     if num_classes < 1:
         raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
     spec = ARCHITECTURES[arch]
@@ -375,9 +393,11 @@ def paper_params_table() -> list[ParamsRow]:
     return rows
 
 
-def measure_detector(arch: str, backbone: str, **options: Any) -> tuple[int, float]:
+def measure_detector(arch: str, backbone: str | None = None, **options: Any) -> tuple[int, float]:
     """Trainable parameters and backbone + pyramid GFLOPs on the padded 800x1216 input of a detector built
-    on the meta device (no memory, no weights); for CenterNet the whole network's GFLOPs at 512x512."""
+    on the meta device (no memory, no weights); for CenterNet the whole network's GFLOPs at 512x512.
+    ``arch`` and ``backbone`` as :func:`build_detector` takes them (``measure_detector("htc_hrnetv2p_w32")``
+    or ``measure_detector("htc", "hrnetv2p_w32")``); ``options`` go to it (default 80 categories)."""
     with torch.device("meta"):
         model = build_detector(arch, backbone, **options)
     if isinstance(model, CenterNet):
