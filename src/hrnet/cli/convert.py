@@ -44,11 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _model(name: str, options: dict) -> nn.Module:
-    from ..tasks.detection.models import build_detector, list_detectors, split_detector_name
+    from ..tasks.detection.models import build_detector, list_detectors
 
     if name in list_detectors():
-        arch, backbone = split_detector_name(name)
-        return build_detector(arch, backbone, **options)
+        return build_detector(name, **options)
     return build_model(name, **options)
 
 
